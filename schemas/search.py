@@ -1,0 +1,77 @@
+"""Search request-reply: ``ragstream.search-request.v1`` in, ``ragstream.search-result.v1`` out."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from schemas._base import WireModel
+from schemas.document import Metadata
+from schemas.ingest import ErrorInfo
+
+__all__ = ["SEARCH_REQUEST_SCHEMA", "SEARCH_RESULT_SCHEMA", "SearchHit", "SearchRequest", "SearchResult"]
+
+SEARCH_REQUEST_SCHEMA = "ragstream.search-request.v1"
+SEARCH_RESULT_SCHEMA = "ragstream.search-result.v1"
+
+Mode = Literal["hybrid", "vector", "keyword"]
+
+
+class SearchRequest(WireModel):
+    """A query; headers ``reply-to`` and ``correlation-id`` say where the answer goes."""
+
+    schema_: Literal["ragstream.search-request.v1"] = Field(
+        default=SEARCH_REQUEST_SCHEMA, alias="schema"
+    )
+    """Message type and version."""
+    query: str = Field(min_length=1)
+    """The question or keywords."""
+    top_k: int = Field(default=5, ge=1)
+    """How many hits to return (capped by the worker's ``SEARCH_MAX_TOP_K``)."""
+    mode: Mode = "hybrid"
+    """``hybrid`` fuses both legs by reciprocal rank; ``vector`` or ``keyword`` uses one."""
+    filters: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=16)
+    """Exact-match filters, keys ``metadata.<key>`` (or ``doc_id``)."""
+    tenant: str = Field(min_length=1, max_length=64)
+    """Whose documents to search."""
+
+
+class SearchHit(WireModel):
+    """One ranked chunk."""
+
+    chunk_id: str
+    """Stable id ``{tenant}/{doc_id}#{n}``."""
+    doc_id: str
+    """The document the chunk belongs to."""
+    title: str
+    """The document's title."""
+    text: str
+    """The chunk's text."""
+    score: float
+    """Fused score (RRF) in hybrid mode, else the leg's own score; higher is better."""
+    metadata: Metadata = Field(default_factory=dict)
+    """The document's metadata."""
+    sources: list[Literal["vector", "keyword"]]
+    """Which legs found this chunk."""
+
+
+class SearchResult(WireModel):
+    """The answer to one search request."""
+
+    schema_: Literal["ragstream.search-result.v1"] = Field(
+        default=SEARCH_RESULT_SCHEMA, alias="schema"
+    )
+    """Message type and version."""
+    correlation_id: str | None
+    """Echo of the request's correlation id."""
+    status: Literal["ok", "degraded", "error"]
+    """``degraded``: a leg was unavailable and the hits come from the other one."""
+    hits: list[SearchHit] = Field(default_factory=list)
+    """Best first."""
+    degraded: list[Literal["vector", "keyword"]] = Field(default_factory=list)
+    """The legs that could not answer."""
+    error: ErrorInfo | None = None
+    """Set when status is ``error``."""
+    took_ms: float = 0.0
+    """Processing time in the worker."""

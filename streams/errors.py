@@ -1,0 +1,152 @@
+"""The error tree: every failure ragstream raises on purpose.
+
+Stores translate their clients' exceptions into these at their boundary; agents read
+``retriable`` to decide between "hold the stream and retry" and "dead-letter it", and
+``code`` is what goes on the wire (ingest results, search errors, dead-letter headers).
+
+    RagstreamError                      code            retriable
+    ├── ConfigError                     config          no
+    ├── InvalidMessageError             invalid_message no
+    │   ├── MalformedMessageError       malformed_json  no
+    │   ├── SchemaValidationError       invalid_schema  no
+    │   ├── UnsupportedSchemaError      unknown_schema  no
+    │   └── PayloadTooLargeError        too_large       no
+    ├── DependencyError                 unavailable     yes
+    │   ├── StoreUnavailableError       store_unavailable yes
+    │   ├── EmbeddingUnavailableError   embedding_unavailable yes
+    │   └── BreakerOpenError            breaker_open    yes
+    ├── DependencyRejectedError         dependency_rejected no
+    │   ├── StoreRejectedError          store_rejected  no
+    │   └── EmbeddingRejectedError      embedding_rejected no
+    └── RequestTimeoutError             timeout         yes
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BreakerOpenError",
+    "ConfigError",
+    "DependencyError",
+    "DependencyRejectedError",
+    "EmbeddingRejectedError",
+    "EmbeddingUnavailableError",
+    "InvalidMessageError",
+    "MalformedMessageError",
+    "PayloadTooLargeError",
+    "RagstreamError",
+    "RequestTimeoutError",
+    "SchemaValidationError",
+    "StoreRejectedError",
+    "StoreUnavailableError",
+    "UnsupportedSchemaError",
+]
+
+
+class RagstreamError(Exception):
+    """Root of every error ragstream raises on purpose."""
+
+    code: str = "internal"
+    retriable: bool = False
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class ConfigError(RagstreamError):
+    """Settings are missing, contradictory or unsafe."""
+
+    code = "config"
+
+
+class InvalidMessageError(RagstreamError):
+    """A message can never be processed as it is: dead-letter it."""
+
+    code = "invalid_message"
+
+
+class MalformedMessageError(InvalidMessageError):
+    """The bytes are not JSON (or not a JSON object)."""
+
+    code = "malformed_json"
+
+
+class SchemaValidationError(InvalidMessageError):
+    """The JSON does not match the message model (missing or wrong fields)."""
+
+    code = "invalid_schema"
+
+
+class UnsupportedSchemaError(InvalidMessageError):
+    """The ``schema`` field names a message type or version we do not read."""
+
+    code = "unknown_schema"
+
+
+class PayloadTooLargeError(InvalidMessageError):
+    """The message or its text is larger than the configured limit."""
+
+    code = "too_large"
+
+
+class DependencyError(RagstreamError):
+    """An outside system is down or slow: wait and retry, never drop."""
+
+    code = "unavailable"
+    retriable = True
+
+
+class StoreUnavailableError(DependencyError):
+    """A store (Chroma, Elasticsearch, the catalog) cannot be reached or timed out."""
+
+    code = "store_unavailable"
+
+
+class EmbeddingUnavailableError(DependencyError):
+    """The embedding provider cannot be reached, timed out or rate-limited us."""
+
+    code = "embedding_unavailable"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, retry_after_s: float | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retry_after_s = retry_after_s
+
+
+class BreakerOpenError(DependencyError):
+    """A circuit breaker refused the call without trying it."""
+
+    code = "breaker_open"
+
+    def __init__(self, breaker: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(f"circuit breaker {breaker!r} is open")
+        self.breaker = breaker
+        self.retry_after_s = retry_after_s
+
+
+class DependencyRejectedError(RagstreamError):
+    """An outside system answered that this request is wrong (a 4xx): retrying won't help."""
+
+    code = "dependency_rejected"
+
+
+class StoreRejectedError(DependencyRejectedError):
+    """A store refused the request itself (bad query, mapping conflict)."""
+
+    code = "store_rejected"
+
+
+class EmbeddingRejectedError(DependencyRejectedError):
+    """The embedding provider refused the input (too long, bad model name)."""
+
+    code = "embedding_rejected"
+
+
+class RequestTimeoutError(RagstreamError):
+    """A request-reply call got no reply within its timeout."""
+
+    code = "timeout"
+    retriable = True

@@ -1,0 +1,222 @@
+"""Settings: every knob, read once from the environment, frozen.
+
+Leaf module (imports nothing of ours but errors). Each section reads its own environment
+variables; secrets are ``SecretStr`` so dumps and logs mask them. Units are in the names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = [
+    "ChromaSettings",
+    "DatabaseSettings",
+    "ElasticsearchSettings",
+    "EmbeddingSettings",
+    "IngestSettings",
+    "KafkaSettings",
+    "OpenAISettings",
+    "SearchSettings",
+    "SentrySettings",
+    "Settings",
+    "default_data_dir",
+]
+
+_FROZEN = {"frozen": True, "extra": "ignore"}
+
+
+def default_data_dir() -> Path:
+    """The dev stack's data dir: ``RAGSTREAM_DATA_DIR`` or ``./.ragstream``."""
+    import os
+
+    return Path(os.environ.get("RAGSTREAM_DATA_DIR", ".ragstream")).resolve()
+
+
+class KafkaSettings(BaseSettings):
+    """Kafka connection and the topic names (all share one prefix)."""
+
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", **_FROZEN)
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    """Comma-separated host:port list."""
+    topic_prefix: str = Field(
+        default="ragstream", validation_alias=AliasChoices("RAGSTREAM_TOPIC_PREFIX")
+    )
+    """Prefix of every topic name: ``{prefix}.documents`` and so on."""
+    partitions: int = Field(default=4, ge=1)
+    """Partitions of the topics ragstream creates itself."""
+    replication_factor: int = Field(default=1, ge=1)
+    """Replication factor of the topics ragstream creates itself."""
+    fetch_max_wait_ms: int = Field(default=10, ge=1)
+    """How long a fetch may wait for data; request-reply latency depends on it."""
+    consumer_group: str = "ragstream-worker"
+    """The worker's consumer group (the Faust app id)."""
+    session_timeout_s: float = 10.0
+    """Consumer group session timeout."""
+    rebalance_timeout_s: float = 10.0
+    """Consumer group rebalance timeout."""
+    max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    """Largest message the worker accepts; larger ones are dead-lettered."""
+
+    def topic(self, name: str) -> str:
+        """The full name of one of ragstream's topics."""
+        return f"{self.topic_prefix}.{name}"
+
+
+class ElasticsearchSettings(BaseSettings):
+    """The keyword store."""
+
+    model_config = SettingsConfigDict(env_prefix="ELASTICSEARCH_", **_FROZEN)
+
+    url: str = "http://127.0.0.1:9200"
+    """Base URL of the Elasticsearch API."""
+    index_prefix: str = "ragstream-chunks"
+    """Chunks go to the index ``{index_prefix}``."""
+    username: str | None = None
+    password: SecretStr | None = None
+    timeout_s: float = 10.0
+    refresh: bool = False
+    """Refresh after each write (tests); production relies on the refresh interval."""
+
+
+class ChromaSettings(BaseSettings):
+    """The vector store: embedded and persistent by default, or a Chroma server."""
+
+    model_config = SettingsConfigDict(env_prefix="CHROMA_", **_FROZEN)
+
+    url: str = ""
+    """Empty: embedded PersistentClient in ``path``; else a Chroma server URL."""
+    path: Path | None = None
+    """Where the embedded client keeps its data (default: ``{data_dir}/chroma``)."""
+    collection_prefix: str = "ragstream"
+    """Collections are named ``{prefix}-{model}`` so vectors of two models never mix."""
+    timeout_s: float = 30.0
+
+
+class DatabaseSettings(BaseSettings):
+    """The SQL catalog."""
+
+    model_config = SettingsConfigDict(env_prefix="DB_", **_FROZEN)
+
+    url: str = Field(default="", validation_alias=AliasChoices("DATABASE_URL"))
+    """SQLAlchemy async URL; empty means SQLite in the data dir."""
+    pool_size: int = 20
+    max_overflow: int = 40
+    pool_pre_ping: bool = True
+    pool_recycle: int = 3600
+    """Seconds after which a pooled connection is replaced."""
+    echo: bool = False
+
+
+class OpenAISettings(BaseSettings):
+    """The ``openai`` embedding provider (any OpenAI-compatible server)."""
+
+    model_config = SettingsConfigDict(env_prefix="OPENAI_", **_FROZEN)
+
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+    embedding_model: str = "text-embedding-3-small"
+    embedding_dimensions: int | None = None
+    """Ask the server for this many dimensions (models that support it)."""
+    timeout_s: float = 30.0
+
+
+class EmbeddingSettings(BaseSettings):
+    """Which embedding provider to use and how to batch."""
+
+    model_config = SettingsConfigDict(env_prefix="EMBEDDING_", **_FROZEN)
+
+    provider: Literal["local", "openai"] = "local"
+    batch_size: int = Field(default=32, ge=1)
+    max_tokens: int = Field(default=256, ge=8)
+    """The local model truncates each chunk at this many tokens."""
+    threads: int = Field(default=0, ge=0)
+    """onnxruntime intra-op threads for the local model (0: its default)."""
+
+
+class IngestSettings(BaseSettings):
+    """Chunking and limits of the ingest agent."""
+
+    model_config = SettingsConfigDict(env_prefix="INGEST_", **_FROZEN)
+
+    chunk_size: int = Field(default=1000, ge=50)
+    """Target chunk length in characters (~200 tokens)."""
+    chunk_overlap: int = Field(default=150, ge=0)
+    """Characters shared by consecutive chunks."""
+    max_text_chars: int = Field(default=1_000_000, ge=1)
+    """Longer documents are rejected with ``too_large``."""
+    retry_initial_s: float = 0.5
+    retry_max_s: float = 30.0
+
+    @model_validator(mode="after")
+    def _overlap_fits(self) -> IngestSettings:
+        if self.chunk_overlap >= self.chunk_size // 2:
+            raise ValueError("INGEST_CHUNK_OVERLAP must be less than half of INGEST_CHUNK_SIZE")
+        return self
+
+
+class SearchSettings(BaseSettings):
+    """The search agent."""
+
+    model_config = SettingsConfigDict(env_prefix="SEARCH_", **_FROZEN)
+
+    rrf_k: int = Field(default=60, ge=1)
+    max_top_k: int = Field(default=100, ge=1)
+    candidates: int = Field(default=50, ge=1)
+    """How many hits each leg fetches before fusion (at least top_k)."""
+    concurrency: int = Field(default=8, ge=1)
+    """Search requests processed at once per partition."""
+    max_query_chars: int = Field(default=2000, ge=1)
+
+
+class SentrySettings(BaseSettings):
+    """Error reporting."""
+
+    model_config = SettingsConfigDict(env_prefix="SENTRY_", **_FROZEN)
+
+    dsn: SecretStr | None = None
+    environment: str = "development"
+    traces_sample_rate: float = Field(default=0.1, ge=0.0, le=1.0)
+
+
+class Settings(BaseSettings):
+    """Everything, in sections; ``Settings()`` reads the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="RAGSTREAM_", **_FROZEN)
+
+    env: Literal["development", "production", "test"] = "development"
+    data_dir: Path = Field(default_factory=default_data_dir)
+    worker_id: str = ""
+    """Name of this worker in logs and events (default ``host:pid``)."""
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "INFO"
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    elasticsearch: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)
+    chroma: ChromaSettings = Field(default_factory=ChromaSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
+    openai: OpenAISettings = Field(default_factory=OpenAISettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
+    sentry: SentrySettings = Field(default_factory=SentrySettings)
+
+    @property
+    def database_url(self) -> str:
+        """The catalog URL, defaulting to a SQLite file in the data dir."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'catalog.db'}"
+
+    @property
+    def chroma_path(self) -> Path:
+        """Where the embedded Chroma keeps its files."""
+        return self.chroma.path or self.data_dir / "chroma"
+
+    def masked(self) -> dict[str, Any]:
+        """A dump safe to log: secrets show as ``**********``."""
+        return self.model_dump(mode="json")
