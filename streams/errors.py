@@ -18,7 +18,8 @@ Stores translate their clients' exceptions into these at their boundary; agents 
     ├── DependencyRejectedError         dependency_rejected no
     │   ├── StoreRejectedError          store_rejected  no
     │   └── EmbeddingRejectedError      embedding_rejected no
-    └── RequestTimeoutError             timeout         yes
+    ├── RequestTimeoutError             timeout         yes
+    └── RemoteError                     (the worker's)  no
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ __all__ = [
     "MalformedMessageError",
     "PayloadTooLargeError",
     "RagstreamError",
+    "RemoteError",
     "RequestTimeoutError",
     "SchemaValidationError",
     "StoreRejectedError",
@@ -150,3 +152,7 @@ class RequestTimeoutError(RagstreamError):
 
     code = "timeout"
     retriable = True
+
+
+class RemoteError(RagstreamError):
+    """The worker answered a request with an error; ``code`` is the worker's code."""

@@ -1,0 +1,86 @@
+"""Search agent: search requests in, one reply per request out.
+
+In: ``{prefix}.search-requests`` with headers ``reply-to`` + ``correlation-id`` (or Spring
+Kafka's ``kafka_replyTopic`` + ``kafka_correlationId``), value ``ragstream.search-request.v1``.
+Out: ``ragstream.search-result.v1`` on the reply topic, the correlation id echoed as
+header and field. A request with no reply topic is dead-lettered: nobody could read
+an answer.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from typing import Any
+
+import structlog
+
+from schemas.headers import Headers
+from schemas.ingest import ErrorInfo
+from schemas.search import SearchResult
+from streams.codec import decode_search_request, encode, header, headers_to_list
+from streams.errors import RagstreamError, SchemaValidationError
+from streams.messaging import send, send_dead_letter
+from streams.runtime import Runtime
+
+__all__ = ["handle_search"]
+
+log = structlog.get_logger(__name__)
+_SPRING_REPLY_PARTITION = "kafka_replyPartition"
+
+
+async def handle_search(runtime: Runtime, producer: Any, message: Any) -> SearchResult | None:
+    """Answer one search request; never raises for bad input."""
+    started = time.perf_counter()
+    raw = dict(headers_to_list(message.headers))
+    reply_to = header(message.headers, Headers.REPLY_TO, Headers.SPRING_REPLY_TOPIC)
+    correlation_id = header(message.headers, Headers.CORRELATION_ID)
+    spring_id = raw.get(Headers.SPRING_CORRELATION_ID)
+    if correlation_id is None and spring_id is not None:
+        correlation_id = spring_id.hex() if _is_binary(spring_id) else spring_id.decode()
+    if not reply_to:
+        await send_dead_letter(
+            producer, runtime.topics.dead_letters, key=message.key, value=message.value,
+            headers=message.headers,
+            error=SchemaValidationError("header 'reply-to' is required on a search request"),
+            topic=message.topic, partition=message.partition, offset=message.offset,
+        )
+        return None
+    try:
+        request = decode_search_request(message.value, max_bytes=runtime.settings.kafka.max_message_bytes)
+        if correlation_id is None:
+            raise SchemaValidationError("header 'correlation-id' is required on a search request")
+        with structlog.contextvars.bound_contextvars(tenant=request.tenant, mode=request.mode):
+            assert runtime.searcher is not None
+            result = await runtime.searcher.search(request, correlation_id=correlation_id)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes an error reply
+        if not isinstance(exc, RagstreamError):
+            log.exception("search_failed", error_type=type(exc).__name__)
+        code = exc.code if isinstance(exc, RagstreamError) else "internal"
+        result = SearchResult(
+            correlation_id=correlation_id, status="error",
+            error=ErrorInfo(code=code, message=str(exc)[:1000]),
+            took_ms=round((time.perf_counter() - started) * 1000, 2),
+        )
+    headers = []
+    if correlation_id is not None:
+        headers.append((Headers.CORRELATION_ID, correlation_id.encode()))
+    if spring_id is not None:
+        headers.append((Headers.SPRING_CORRELATION_ID, spring_id))
+    partition = None
+    if _SPRING_REPLY_PARTITION in raw and len(raw[_SPRING_REPLY_PARTITION]) == 4:
+        partition = struct.unpack(">i", raw[_SPRING_REPLY_PARTITION])[0]
+    try:
+        await send(producer, reply_to, key=message.key, value=encode(result),
+                   headers=headers, partition=partition)
+    except Exception as exc:  # noqa: BLE001 - a bad reply topic must not stop the agent
+        log.warning("reply_failed", reply_to=reply_to, error=repr(exc)[:200])
+    log.info("search_answered", status=result.status, hits=len(result.hits), took_ms=result.took_ms)
+    return result
+
+
+def _is_binary(value: bytes) -> bool:
+    try:
+        return not value.decode().isprintable()
+    except UnicodeDecodeError:
+        return True

@@ -1,0 +1,133 @@
+"""The search use case: a request in, fused ranked hits out.
+
+Sits between the search agent (decode, reply) and the stores. Both legs run
+concurrently; a leg whose dependency is down degrades the answer instead of failing
+it, and only when every requested leg is down does the search fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from schemas.chunks import ScoredChunk
+from schemas.ingest import ErrorInfo
+from schemas.search import SearchHit, SearchRequest, SearchResult
+from services.fusion import reciprocal_rank_fusion
+from streams.errors import DependencyError, SchemaValidationError
+from streams.settings import SearchSettings
+
+if TYPE_CHECKING:
+    from services.embedding import Embedder
+    from stores.base import KeywordStore, VectorStore
+
+__all__ = ["Searcher", "validate_filters"]
+
+Leg = Literal["vector", "keyword"]
+_FILTER_KEY = re.compile(r"^(doc_id|metadata\.[A-Za-z0-9_\-]{1,128})$")
+
+
+def validate_filters(filters: Mapping[str, Any]) -> dict[str, Any]:
+    """Only ``doc_id`` and ``metadata.<key>`` with scalar values: nothing can reach tenant."""
+    for key, value in filters.items():
+        if not _FILTER_KEY.match(key):
+            raise SchemaValidationError(
+                f"filter key {key!r} is not allowed; use 'doc_id' or 'metadata.<key>'"
+            )
+        if isinstance(value, str) and len(value) > 512:
+            raise SchemaValidationError(f"filter {key!r}: value longer than 512 characters")
+    return dict(filters)
+
+
+class Searcher:
+    """Hybrid (RRF), vector-only or keyword-only search over one tenant's chunks."""
+
+    def __init__(
+        self,
+        *,
+        vectors: VectorStore,
+        keywords: KeywordStore,
+        embedder: Embedder,
+        settings: SearchSettings,
+    ) -> None:
+        self._vectors = vectors
+        self._keywords = keywords
+        self._embedder = embedder
+        self._settings = settings
+
+    async def _vector_leg(self, req: SearchRequest, n: int, filters: dict[str, Any]) -> list[ScoredChunk]:
+        [embedding] = await self._embedder.embed([req.query])
+        return await self._vectors.query(req.tenant, embedding, top_k=n, filters=filters)
+
+    async def _keyword_leg(self, req: SearchRequest, n: int, filters: dict[str, Any]) -> list[ScoredChunk]:
+        return await self._keywords.search(req.tenant, req.query, top_k=n, filters=filters)
+
+    async def search(self, req: SearchRequest, *, correlation_id: str | None = None) -> SearchResult:
+        """Answer one request; raises only for an invalid request (the agent replies ``error``)."""
+        started = time.perf_counter()
+        if len(req.query) > self._settings.max_query_chars:
+            raise SchemaValidationError(
+                f"field 'query': {len(req.query)} characters; the limit is "
+                f"{self._settings.max_query_chars}"
+            )
+        filters = validate_filters(req.filters)
+        top_k = min(req.top_k, self._settings.max_top_k)
+        n = max(top_k, self._settings.candidates) if req.mode == "hybrid" else top_k
+        legs: dict[Leg, Any] = {}
+        if req.mode in ("hybrid", "vector"):
+            legs["vector"] = self._vector_leg(req, n, filters)
+        if req.mode in ("hybrid", "keyword"):
+            legs["keyword"] = self._keyword_leg(req, n, filters)
+        outcomes = await asyncio.gather(*legs.values(), return_exceptions=True)
+        rankings: dict[str, list[ScoredChunk]] = {}
+        degraded: list[Leg] = []
+        failure: DependencyError | None = None
+        for leg, outcome in zip(legs, outcomes, strict=True):
+            if isinstance(outcome, DependencyError):
+                degraded.append(leg)
+                failure = outcome
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                rankings[leg] = outcome
+        took_ms = round((time.perf_counter() - started) * 1000, 2)
+        if not rankings:
+            assert failure is not None
+            return SearchResult(
+                correlation_id=correlation_id,
+                status="error",
+                degraded=degraded,
+                error=ErrorInfo(code="unavailable", message=f"search is unavailable: {failure}"),
+                took_ms=took_ms,
+            )
+        hits = self._hits(rankings, top_k)
+        return SearchResult(
+            correlation_id=correlation_id,
+            status="degraded" if degraded else "ok",
+            hits=hits,
+            degraded=degraded,
+            took_ms=took_ms,
+        )
+
+    def _hits(self, rankings: dict[str, list[ScoredChunk]], top_k: int) -> list[SearchHit]:
+        if len(rankings) == 1:
+            [(leg, ranked)] = rankings.items()
+            scored = [(sc, sc.score, [leg]) for sc in ranked[:top_k]]
+        else:
+            fused = reciprocal_rank_fusion(rankings, k=self._settings.rrf_k, top_k=top_k)
+            scored = [(f.chunk, f.score, f.sources) for f in fused]
+        return [
+            SearchHit(
+                chunk_id=sc.chunk.id,
+                doc_id=sc.chunk.doc_id,
+                title=sc.chunk.title,
+                text=sc.chunk.text,
+                score=round(score, 6),
+                metadata=sc.chunk.metadata,
+                sources=sorted(sources),  # type: ignore[arg-type]
+            )
+            for sc, score, sources in scored
+        ]

@@ -1,0 +1,105 @@
+"""The Faust app: topics, the two agents, and the worker entry point.
+
+``build_app(settings)`` wires a ``Runtime`` (stores, embedder, services) into a Faust
+app whose agents are thin loops over ``agents.ingest`` and ``agents.search``.
+``run_worker(settings)`` creates the topics and runs it until SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import faust
+import structlog
+
+from agents.ingest import handle_document
+from agents.search import handle_search
+from streams import faust_transport
+from streams.runtime import Runtime
+from streams.settings import Settings
+from streams.topics import ensure_topics
+
+__all__ = ["build_app", "run_worker"]
+
+log = structlog.get_logger(__name__)
+
+
+def _raw_topic(app: faust.App, name: str) -> Any:
+    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                     value_serializer="raw", allow_empty=True)
+
+
+def build_app(settings: Settings, runtime: Runtime | None = None) -> faust.App:
+    """A Faust app with the ingest and search agents, sharing one runtime."""
+    kafka = settings.kafka
+    faust_transport.configure_fetch_wait(kafka.fetch_max_wait_ms)
+    brokers = ";".join(
+        f"{faust_transport.SCHEME}://{server.strip()}" for server in kafka.bootstrap_servers.split(",")
+    )
+    app = faust.App(
+        kafka.consumer_group,
+        broker=brokers,
+        store="memory://",
+        key_serializer="raw",
+        value_serializer="raw",
+        topic_partitions=kafka.partitions,
+        topic_replication_factor=kafka.replication_factor,
+        topic_disable_leader=True,
+        web_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=kafka.session_timeout_s,
+        broker_rebalance_timeout=kafka.rebalance_timeout_s,
+        broker_heartbeat_interval=max(kafka.session_timeout_s / 4, 1.0),
+        broker_request_timeout=max(kafka.session_timeout_s * 3, 40.0),
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        producer_linger_ms=0,
+        stream_wait_empty=False,
+    )
+    rt = runtime or Runtime(settings)
+    app.ragstream_runtime = rt  # type: ignore[attr-defined]
+
+    documents = _raw_topic(app, rt.topics.documents)
+    requests = _raw_topic(app, rt.topics.search_requests)
+
+    @app.agent(documents, name="ingest", concurrency=1)
+    async def ingest(stream: Any) -> None:
+        await rt.start()
+        async for event in stream.events():
+            msg = event.message
+            with structlog.contextvars.bound_contextvars(
+                topic=msg.topic, partition=msg.partition, offset=msg.offset
+            ):
+                await handle_document(rt, app.producer, msg)
+
+    @app.agent(requests, name="search", concurrency=settings.search.concurrency)
+    async def search(stream: Any) -> None:
+        await rt.start()
+        async for event in stream.events():
+            msg = event.message
+            with structlog.contextvars.bound_contextvars(
+                topic=msg.topic, partition=msg.partition, offset=msg.offset
+            ):
+                await handle_search(rt, app.producer, msg)
+
+    @app.task
+    async def _warm_up() -> None:
+        await rt.start()
+
+    return app
+
+
+def run_worker(settings: Settings) -> None:
+    """Create the topics, then run the worker until a signal stops it."""
+    asyncio.run(ensure_topics(settings.kafka))
+    app = build_app(settings)
+    runtime: Runtime = app.ragstream_runtime  # type: ignore[attr-defined]
+
+    @app.on_before_shutdown.connect  # type: ignore[misc]
+    async def _close(app: Any, **kwargs: Any) -> None:
+        await runtime.aclose()
+
+    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True,
+                          override_logging=False)
+    worker.execute_from_commandline()

@@ -1,0 +1,242 @@
+"""The Python request-reply client: search and ingest over topics.
+
+One producer and one reply consumer per client, shared by every request in flight.
+Each client instance owns a private single-partition reply topic, read by manual
+assignment from its beginning (no consumer group to join, no reliance on
+``seek_to_end``), and the client is ready only once that consumer has its position:
+a request is never sent before its reply could be read.
+
+    async with SearchClient(settings.kafka) as client:
+        result = await client.search("how do I rotate keys?", tenant="acme", top_k=5)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any, Self
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
+
+from schemas.document import DocumentDelete, DocumentUpsert
+from schemas.headers import Headers
+from schemas.ingest import IngestResult
+from schemas.search import SearchRequest, SearchResult
+from streams.codec import encode, header
+from streams.errors import DependencyError, RemoteError, RequestTimeoutError
+from streams.settings import KafkaSettings
+from streams.topics import Topics, create_topic, ensure_topics
+
+__all__ = ["IngestClient", "ReplyChannel", "SearchClient"]
+
+log = structlog.get_logger(__name__)
+
+
+class ReplyChannel:
+    """A producer plus a private reply topic, matching replies to requests by correlation id."""
+
+    def __init__(self, kafka: KafkaSettings, *, reply_topic: str | None = None) -> None:
+        self._kafka = kafka
+        self.reply_topic = reply_topic or kafka.topic(f"replies.{uuid.uuid4().hex[:16]}")
+        self._owns_topic = reply_topic is None
+        self._pending: dict[str, asyncio.Future[Any]] = {}
+        self._producer: AIOKafkaProducer | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._closed = False
+
+    async def start(self) -> None:
+        """Create the reply topic, start both clients, and wait until replies can be read."""
+        try:
+            await create_topic(self._kafka, self.reply_topic)
+            self._producer = AIOKafkaProducer(
+                bootstrap_servers=self._kafka.bootstrap_servers, acks="all", linger_ms=0
+            )
+            await self._producer.start()
+            self._consumer = AIOKafkaConsumer(
+                bootstrap_servers=self._kafka.bootstrap_servers,
+                group_id=None,
+                enable_auto_commit=False,
+                fetch_max_wait_ms=self._kafka.fetch_max_wait_ms,
+            )
+            await self._consumer.start()
+            tp = TopicPartition(self.reply_topic, 0)
+            self._consumer.assign([tp])
+            await self._consumer.seek_to_beginning(tp)
+            await self._consumer.position(tp)  # readiness: the offset is resolved
+        except KafkaError as exc:
+            await self.aclose()
+            raise DependencyError(
+                f"cannot connect to Kafka at {self._kafka.bootstrap_servers}: {exc!r}"
+            ) from exc
+        self._reader = asyncio.create_task(self._read_replies(), name="ragstream-replies")
+
+    async def _read_replies(self) -> None:
+        assert self._consumer is not None
+        try:
+            async for record in self._consumer:
+                cid = header(record.headers, Headers.CORRELATION_ID)
+                future = self._pending.pop(cid, None) if cid else None
+                if future is not None and not future.done():
+                    future.set_result(record)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - fail every waiter loudly, not silently
+            log.error("reply_reader_died", error=repr(exc))
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(DependencyError(f"reply consumer died: {exc!r}"))
+            self._pending.clear()
+
+    def expect(self, correlation_id: str) -> asyncio.Future[Any]:
+        """Register interest in a reply before its request is sent."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[correlation_id] = future
+        return future
+
+    def forget(self, correlation_id: str) -> None:
+        """Stop waiting for a reply (timeout or cancellation)."""
+        self._pending.pop(correlation_id, None)
+
+    async def send(
+        self, topic: str, *, key: bytes | None, value: bytes, correlation_id: str,
+        extra_headers: Iterable[tuple[str, bytes]] = (),
+    ) -> None:
+        """Send a request whose replies come to this channel's topic."""
+        if self._producer is None or self._closed:
+            raise RuntimeError("the client is not started (use 'async with')")
+        headers = [
+            (Headers.REPLY_TO, self.reply_topic.encode()),
+            (Headers.CORRELATION_ID, correlation_id.encode()),
+            *extra_headers,
+        ]
+        try:
+            await self._producer.send_and_wait(topic, value, key=key, headers=headers)
+        except KafkaError as exc:
+            raise DependencyError(f"cannot send to {topic}: {exc!r}") from exc
+
+    async def request(
+        self, topic: str, *, key: bytes | None, value: bytes, timeout_s: float,
+        extra_headers: Iterable[tuple[str, bytes]] = (),
+    ) -> Any:
+        """Send one request and wait for its reply record."""
+        correlation_id = uuid.uuid4().hex
+        future = self.expect(correlation_id)
+        try:
+            await self.send(topic, key=key, value=value, correlation_id=correlation_id,
+                            extra_headers=extra_headers)
+            async with asyncio.timeout(timeout_s):
+                return await future
+        except TimeoutError as exc:
+            raise RequestTimeoutError(
+                f"no reply on {self.reply_topic} within {timeout_s}s (is a worker running "
+                f"and consuming {topic}?)"
+            ) from exc
+        finally:
+            self.forget(correlation_id)
+
+    async def aclose(self) -> None:
+        """Stop the reader and both clients, delete the reply topic; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        for client in (self._consumer, self._producer):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.stop()
+        if self._owns_topic and self._producer is not None:
+            await self._delete_reply_topic()
+
+    async def _delete_reply_topic(self) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._kafka.bootstrap_servers)
+        with contextlib.suppress(Exception):
+            await admin.start()
+            await admin.delete_topics([self.reply_topic])
+        with contextlib.suppress(Exception):
+            await admin.close()
+
+
+class _Client:
+    def __init__(self, kafka: KafkaSettings, *, token: str | None = None) -> None:
+        self._kafka = kafka
+        self.topics = Topics.from_settings(kafka)
+        self._channel = ReplyChannel(kafka)
+        self._auth = [(Headers.AUTHORIZATION, f"Bearer {token}".encode())] if token else []
+
+    async def __aenter__(self) -> Self:
+        await self._channel.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Release the producer, the reply consumer and the reply topic."""
+        await self._channel.aclose()
+
+
+class SearchClient(_Client):
+    """Search over topics; many requests may be in flight at once."""
+
+    async def search(
+        self, query: str, *, tenant: str, top_k: int = 5, mode: str = "hybrid",
+        filters: Mapping[str, Any] | None = None, timeout_s: float = 10.0,
+    ) -> SearchResult:
+        """Send a query and return the worker's result; raises ``RemoteError`` on ``error``."""
+        request = SearchRequest(query=query, tenant=tenant, top_k=top_k, mode=mode,  # type: ignore[arg-type]
+                                filters=dict(filters or {}))
+        record = await self._channel.request(
+            self.topics.search_requests, key=None, value=encode(request),
+            timeout_s=timeout_s, extra_headers=self._auth,
+        )
+        result = SearchResult.model_validate_json(record.value)
+        if result.status == "error" and result.error is not None:
+            raise RemoteError(result.error.message, code=result.error.code)
+        return result
+
+
+class IngestClient(_Client):
+    """Produce documents; optionally wait for each one's ingest result."""
+
+    async def __aenter__(self) -> Self:
+        await ensure_topics(self._kafka)
+        return await super().__aenter__()
+
+    async def submit(self, doc: DocumentUpsert | DocumentDelete) -> asyncio.Future[Any]:
+        """Send a document; the returned future resolves to its ``IngestResult``."""
+        correlation_id = uuid.uuid4().hex
+        raw = self._channel.expect(correlation_id)
+        await self._channel.send(self.topics.documents, key=doc.id.encode(), value=encode(doc),
+                                 correlation_id=correlation_id, extra_headers=self._auth)
+        result: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+        def _done(f: asyncio.Future[Any]) -> None:
+            if result.done():
+                return
+            if f.cancelled():
+                result.cancel()
+            elif f.exception() is not None:
+                result.set_exception(f.exception())  # type: ignore[arg-type]
+            else:
+                result.set_result(IngestResult.model_validate_json(f.result().value))
+
+        raw.add_done_callback(_done)
+        return result
+
+    async def ingest(self, doc: DocumentUpsert | DocumentDelete, *, timeout_s: float = 60.0) -> IngestResult:
+        """Send one document and wait for its result."""
+        future = await self.submit(doc)
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await future
+        except TimeoutError as exc:
+            raise RequestTimeoutError(f"no ingest result for {doc.id!r} within {timeout_s}s") from exc
