@@ -1,0 +1,93 @@
+"""``ragstream dev``: the embedded stack plus a worker, in the foreground.
+
+Starts a Kafka-protocol broker (Tansu), an Elasticsearch-API server (noida-db), and a
+worker process that uses embedded Chroma and a SQLite catalog in the data dir and the
+local embedding model. Writes ``{data dir}/dev-stack.json`` so the other commands find
+it, and stops everything cleanly on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from streams.devstack import Service, start_elasticsearch, start_kafka
+from streams.errors import RagstreamError
+
+__all__ = ["run_dev"]
+
+STATE_FILE = "dev-stack.json"
+
+
+class _Stop(Exception):
+    """Raised in the main thread by SIGTERM/SIGINT."""
+
+
+def _raise_stop(signum: int, frame: FrameType | None) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+def _say(message: str) -> None:
+    print(f"ragstream dev | {message}", file=sys.stderr, flush=True)
+
+
+def run_dev(*, data_dir: Path, kafka_port: int, elasticsearch_port: int) -> int:
+    """Run until interrupted; return the exit code."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    state = data_dir / STATE_FILE
+    services: list[Service] = []
+    worker: subprocess.Popen[bytes] | None = None
+    previous = {s: signal.signal(s, _raise_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        kafka = start_kafka(port=kafka_port, data_dir=data_dir / "kafka")
+        services.append(kafka)
+        _say(f"kafka (Tansu, memory storage: topics are lost on restart)  {kafka.bootstrap}")
+        es = start_elasticsearch(port=elasticsearch_port, data_dir=data_dir / "elasticsearch")
+        services.append(es)
+        _say(f"elasticsearch API (noida-db)                                {es.url}")
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
+            "ELASTICSEARCH_URL": es.url,
+            "RAGSTREAM_DATA_DIR": str(data_dir),
+        }
+        _say(f"chroma (embedded, persistent)                              {data_dir / 'chroma'}")
+        _say(f"catalog (SQLite)                                           {data_dir / 'catalog.db'}")
+        _say("embeddings: local all-MiniLM-L6-v2 (int8 ONNX, no network)")
+        state.write_text(json.dumps({"pid": os.getpid(), "env": env}, indent=2))
+        worker = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "streams.cli", "worker"], env={**os.environ, **env}
+        )
+        _say(f"worker pid {worker.pid}; logs below. Ctrl-C stops everything.")
+        _say("try:  ragstream ingest docs/ --wait   then   ragstream search \"what is ragstream\"")
+        while True:
+            code = worker.poll()
+            if code is not None:
+                _say(f"worker exited with code {code}")
+                return code or 1
+            time.sleep(0.5)
+    except _Stop as stop:
+        _say(f"{stop}: stopping")
+        return 0
+    except RagstreamError as exc:
+        _say(f"error: {exc}")
+        return 1
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        if worker is not None and worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+        for service in reversed(services):
+            service.stop()
+        state.unlink(missing_ok=True)
+        _say("stopped")
