@@ -1,0 +1,254 @@
+"""The keyword store on Elasticsearch 8: chunks indexed for BM25, filtered by tenant.
+
+Adapter at the edge of the flow: the indexing service writes here, the search service reads
+here. Every client exception is translated in ``_translate`` (the one place): connection
+failures, timeouts, 429 and 5xx become ``StoreUnavailableError``, other 4xx and bad input
+``StoreRejectedError``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import elastic_transport
+import elasticsearch
+from elasticsearch import AsyncElasticsearch
+from pydantic import SecretStr
+
+from schemas.chunks import Chunk, ScoredChunk
+from stores.base import Filters, check_filters
+from streams.errors import RagstreamError, StoreRejectedError, StoreUnavailableError
+
+__all__ = ["INDEX_MAPPING", "ElasticKeywordStore"]
+
+_TITLE_BOOST = 1.5
+
+INDEX_MAPPING: dict[str, Any] = {
+    "dynamic": "strict",
+    "dynamic_templates": [
+        # User metadata is flat and filtered by exact match: strings are keywords, and
+        # floating-point numbers doubles (the default "float" would round 0.1).
+        {
+            "metadata_strings": {
+                "path_match": "metadata.*",
+                "match_mapping_type": "string",
+                "mapping": {"type": "keyword"},
+            }
+        },
+        {
+            "metadata_doubles": {
+                "path_match": "metadata.*",
+                "match_mapping_type": "double",
+                "mapping": {"type": "double"},
+            }
+        },
+    ],
+    "properties": {
+        "tenant": {"type": "keyword"},
+        "doc_id": {"type": "keyword"},
+        "n": {"type": "integer"},
+        "start": {"type": "integer"},
+        "title": {"type": "text"},
+        "text": {"type": "text"},
+        "metadata": {"type": "object", "dynamic": True},
+    },
+}
+"""The explicit mapping of the chunk index (only ``metadata.*`` is dynamic)."""
+
+
+def _is_retriable_status(status: int) -> bool:
+    return status == 429 or status >= 500
+
+
+def _translate(exc: Exception) -> RagstreamError:
+    """Map one client exception to ours (the only place this store does it)."""
+    if isinstance(exc, RagstreamError):
+        return exc
+    if isinstance(exc, elasticsearch.ApiError):
+        status = exc.meta.status if exc.meta is not None else 0
+        message = f"elasticsearch answered {status}: {exc.message}"
+        if _is_retriable_status(status):
+            return StoreUnavailableError(message)
+        return StoreRejectedError(message)
+    if isinstance(exc, elastic_transport.SerializationError):
+        return StoreRejectedError(f"elasticsearch serialization failed: {exc}")
+    if isinstance(exc, elastic_transport.TransportError):
+        return StoreUnavailableError(f"elasticsearch unreachable: {exc}")
+    if isinstance(exc, ValueError | TypeError):
+        return StoreRejectedError(f"elasticsearch request refused: {exc}")
+    return StoreUnavailableError(f"elasticsearch failed: {exc!r}")
+
+
+@asynccontextmanager
+async def _boundary() -> AsyncIterator[None]:
+    """Translate whatever the client raises inside the block."""
+    try:
+        yield
+    except RagstreamError:
+        raise
+    except Exception as exc:
+        raise _translate(exc) from exc
+
+
+def _bool_filter(tenant: str, doc_id: str | None, filters: Filters) -> list[dict[str, Any]]:
+    """Tenant first, then the document and the exact-match filters, as ``term`` clauses."""
+    clauses: list[dict[str, Any]] = [{"term": {"tenant": tenant}}]
+    if doc_id is not None:
+        clauses.append({"term": {"doc_id": doc_id}})
+    clauses.extend({"term": {key: value}} for key, value in filters.items())
+    return clauses
+
+
+def _source(chunk: Chunk) -> dict[str, Any]:
+    return {
+        "tenant": chunk.tenant,
+        "doc_id": chunk.doc_id,
+        "n": chunk.n,
+        "start": chunk.start,
+        "title": chunk.title,
+        "text": chunk.text,
+        "metadata": chunk.metadata,
+    }
+
+
+def _chunk(source: dict[str, Any]) -> Chunk:
+    return Chunk(
+        tenant=source["tenant"],
+        doc_id=source["doc_id"],
+        n=int(source["n"]),
+        text=source.get("text", ""),
+        title=source.get("title", ""),
+        metadata=dict(source.get("metadata") or {}),
+        start=int(source.get("start", 0)),
+    )
+
+
+def _bulk_errors(response: Any) -> None:
+    """Raise on the first failed item of a bulk response."""
+    if not response.get("errors"):
+        return
+    for item in response["items"]:
+        result = next(iter(item.values()))
+        error = result.get("error")
+        if error is None:
+            continue
+        status = int(result.get("status", 0))
+        reason = error.get("reason", error) if isinstance(error, dict) else error
+        message = f"bulk write of {result.get('_id')!r} failed ({status}): {reason}"
+        if _is_retriable_status(status):
+            raise StoreUnavailableError(message)
+        raise StoreRejectedError(message)
+
+
+class ElasticKeywordStore:
+    """A ``KeywordStore`` on one Elasticsearch index."""
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        index: str,
+        timeout_s: float = 10,
+        refresh: bool = False,
+        username: str | None = None,
+        password: str | SecretStr | None = None,
+    ) -> None:
+        self.index = index
+        self._refresh = refresh
+        if isinstance(password, SecretStr):
+            password = password.get_secret_value()
+        auth = (username, password or "") if username else None
+        self._client = AsyncElasticsearch(
+            url, request_timeout=timeout_s, basic_auth=auth, max_retries=1
+        )
+        self._closed = False
+
+    async def start(self) -> None:
+        """Create the index with ``INDEX_MAPPING`` if missing; idempotent."""
+        async with _boundary():
+            if await self._client.indices.exists(index=self.index):
+                return
+            try:
+                await self._client.indices.create(index=self.index, mappings=INDEX_MAPPING)
+            except elasticsearch.BadRequestError as exc:
+                if exc.error != "resource_already_exists_exception":
+                    raise  # a concurrent start() created it: fine
+
+    async def upsert(self, chunks: Sequence[Chunk]) -> None:
+        """Index chunks in one bulk request, ``_id`` = chunk id."""
+        if not chunks:
+            return
+        operations: list[dict[str, Any]] = []
+        for chunk in chunks:
+            operations.append({"index": {"_index": self.index, "_id": chunk.id}})
+            operations.append(_source(chunk))
+        async with _boundary():
+            response = await self._client.bulk(
+                operations=operations, refresh="wait_for" if self._refresh else False
+            )
+        _bulk_errors(response)
+
+    async def delete_document(self, tenant: str, doc_id: str, *, keep: int = 0) -> None:
+        """Delete the document's chunks with ``n >= keep`` by query."""
+        clauses = _bool_filter(tenant, doc_id, {})
+        if keep > 0:
+            clauses.append({"range": {"n": {"gte": keep}}})
+        async with _boundary():
+            response = await self._client.delete_by_query(
+                index=self.index,
+                query={"bool": {"filter": clauses}},
+                conflicts="proceed",
+                refresh=self._refresh,
+            )
+        failures = response.get("failures") or []
+        if failures:
+            raise StoreUnavailableError(f"delete_by_query left {len(failures)} failures")
+
+    async def search(
+        self,
+        tenant: str,
+        query: str,
+        *,
+        top_k: int,
+        filters: Filters = {},  # noqa: B006 - read-only Mapping default
+    ) -> list[ScoredChunk]:
+        """BM25 on text and title (boosted), tenant and filters as filter clauses."""
+        check_filters(filters)
+        if top_k <= 0 or not query.strip():
+            return []
+        body = {
+            "bool": {
+                "must": [
+                    {"multi_match": {"query": query, "fields": ["text", f"title^{_TITLE_BOOST}"]}}
+                ],
+                "filter": _bool_filter(tenant, None, filters),
+            }
+        }
+        async with _boundary():
+            response = await self._client.search(index=self.index, query=body, size=top_k)
+        return [
+            ScoredChunk(_chunk(hit["_source"]), float(hit["_score"] or 0.0))
+            for hit in response["hits"]["hits"]
+        ]
+
+    async def count(self, tenant: str, doc_id: str | None = None) -> int:
+        """How many chunks the tenant (or one of its documents) has."""
+        query = {"bool": {"filter": _bool_filter(tenant, doc_id, {})}}
+        async with _boundary():
+            response = await self._client.count(index=self.index, query=query)
+        return int(response["count"])
+
+    async def ping(self) -> None:
+        """Ask the cluster for its info (raises instead of returning False, unlike ``ping``)."""
+        async with _boundary():
+            await self._client.info()
+
+    async def aclose(self) -> None:
+        """Close the HTTP session; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        async with _boundary():
+            await self._client.close()
