@@ -55,6 +55,10 @@ def run_dev(*, data_dir: Path, kafka_port: int, elasticsearch_port: int) -> int:
             "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
             "ELASTICSEARCH_URL": es.url,
             "RAGSTREAM_DATA_DIR": str(data_dir),
+            # Tansu holds every JoinGroup for the full rebalance timeout: keep it short.
+            "KAFKA_SESSION_TIMEOUT_S": os.environ.get("KAFKA_SESSION_TIMEOUT_S", "6"),
+            "KAFKA_REBALANCE_TIMEOUT_S": os.environ.get("KAFKA_REBALANCE_TIMEOUT_S", "2"),
+            "ELASTICSEARCH_REFRESH": os.environ.get("ELASTICSEARCH_REFRESH", "true"),
         }
         _say(f"chroma (embedded, persistent)                              {data_dir / 'chroma'}")
         _say(f"catalog (SQLite)                                           {data_dir / 'catalog.db'}")

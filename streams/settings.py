@@ -26,9 +26,6 @@ __all__ = [
     "default_data_dir",
 ]
 
-_FROZEN = {"frozen": True, "extra": "ignore"}
-
-
 def default_data_dir() -> Path:
     """The dev stack's data dir: ``RAGSTREAM_DATA_DIR`` or ``./.ragstream``."""
     import os
@@ -39,7 +36,7 @@ def default_data_dir() -> Path:
 class KafkaSettings(BaseSettings):
     """Kafka connection and the topic names (all share one prefix)."""
 
-    model_config = SettingsConfigDict(env_prefix="KAFKA_", **_FROZEN)
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", frozen=True, extra="ignore")
 
     bootstrap_servers: str = "127.0.0.1:9092"
     """Comma-separated host:port list."""
@@ -70,7 +67,7 @@ class KafkaSettings(BaseSettings):
 class ElasticsearchSettings(BaseSettings):
     """The keyword store."""
 
-    model_config = SettingsConfigDict(env_prefix="ELASTICSEARCH_", **_FROZEN)
+    model_config = SettingsConfigDict(env_prefix="ELASTICSEARCH_", frozen=True, extra="ignore")
 
     url: str = "http://127.0.0.1:9200"
     """Base URL of the Elasticsearch API."""
@@ -86,7 +83,7 @@ class ElasticsearchSettings(BaseSettings):
 class ChromaSettings(BaseSettings):
     """The vector store: embedded and persistent by default, or a Chroma server."""
 
-    model_config = SettingsConfigDict(env_prefix="CHROMA_", **_FROZEN)
+    model_config = SettingsConfigDict(env_prefix="CHROMA_", frozen=True, extra="ignore")
 
     url: str = ""
     """Empty: embedded PersistentClient in ``path``; else a Chroma server URL."""
@@ -100,7 +97,7 @@ class ChromaSettings(BaseSettings):
 class DatabaseSettings(BaseSettings):
     """The SQL catalog."""
 
-    model_config = SettingsConfigDict(env_prefix="DB_", **_FROZEN)
+    model_config = SettingsConfigDict(env_prefix="DB_", frozen=True, extra="ignore")
 
     url: str = Field(default="", validation_alias=AliasChoices("DATABASE_URL"))
     """SQLAlchemy async URL; empty means SQLite in the data dir."""
@@ -115,7 +112,7 @@ class DatabaseSettings(BaseSettings):
 class OpenAISettings(BaseSettings):
     """The ``openai`` embedding provider (any OpenAI-compatible server)."""
 
-    model_config = SettingsConfigDict(env_prefix="OPENAI_", **_FROZEN)
+    model_config = SettingsConfigDict(env_prefix="OPENAI_", frozen=True, extra="ignore")
 
     api_key: SecretStr | None = None
     base_url: str | None = None
@@ -128,7 +125,7 @@ class OpenAISettings(BaseSettings):
 class EmbeddingSettings(BaseSettings):
     """Which embedding provider to use and how to batch."""
 
-    model_config = SettingsConfigDict(env_prefix="EMBEDDING_", **_FROZEN)
+    model_config = SettingsConfigDict(env_prefix="EMBEDDING_", frozen=True, extra="ignore")
 
     provider: Literal["local", "openai"] = "local"
     batch_size: int = Field(default=32, ge=1)
@@ -141,7 +138,7 @@ class EmbeddingSettings(BaseSettings):
 class IngestSettings(BaseSettings):
     """Chunking and limits of the ingest agent."""
 
-    model_config = SettingsConfigDict(env_prefix="INGEST_", **_FROZEN)
+    model_config = SettingsConfigDict(env_prefix="INGEST_", frozen=True, extra="ignore")
 
     chunk_size: int = Field(default=1000, ge=50)
     """Target chunk length in characters (~200 tokens)."""
@@ -162,7 +159,7 @@ class IngestSettings(BaseSettings):
 class SearchSettings(BaseSettings):
     """The search agent."""
 
-    model_config = SettingsConfigDict(env_prefix="SEARCH_", **_FROZEN)
+    model_config = SettingsConfigDict(env_prefix="SEARCH_", frozen=True, extra="ignore")
 
     rrf_k: int = Field(default=60, ge=1)
     max_top_k: int = Field(default=100, ge=1)
@@ -176,7 +173,7 @@ class SearchSettings(BaseSettings):
 class SentrySettings(BaseSettings):
     """Error reporting."""
 
-    model_config = SettingsConfigDict(env_prefix="SENTRY_", **_FROZEN)
+    model_config = SettingsConfigDict(env_prefix="SENTRY_", frozen=True, extra="ignore")
 
     dsn: SecretStr | None = None
     environment: str = "development"
@@ -186,7 +183,7 @@ class SentrySettings(BaseSettings):
 class Settings(BaseSettings):
     """Everything, in sections; ``Settings()`` reads the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="RAGSTREAM_", **_FROZEN)
+    model_config = SettingsConfigDict(env_prefix="RAGSTREAM_", frozen=True, extra="ignore")
 
     env: Literal["development", "production", "test"] = "development"
     data_dir: Path = Field(default_factory=default_data_dir)
