@@ -56,12 +56,14 @@ class Indexer:
         keywords: KeywordStore,
         embedder: Embedder,
         settings: IngestSettings,
+        embed_batch_size: int = 32,
     ) -> None:
         self._catalog = catalog
         self._vectors = vectors
         self._keywords = keywords
         self._embedder = embedder
         self._settings = settings
+        self._batch = embed_batch_size
 
     def chunk(self, doc: DocumentUpsert) -> list[Chunk]:
         """The document's chunks, with stable ids ``{tenant}/{id}#{n}``."""
@@ -99,7 +101,9 @@ class Indexer:
         if previous is not None and previous.content_hash == digest and previous.status == "indexed":
             return IndexOutcome("unchanged", previous.chunk_count)
         chunks = self.chunk(doc)
-        embeddings = await self._embedder.embed([c.text for c in chunks])
+        embeddings: list[list[float]] = []
+        for i in range(0, len(chunks), self._batch):  # one guarded, timed call per batch
+            embeddings += await self._embedder.embed([c.text for c in chunks[i : i + self._batch]])
         await asyncio.gather(
             self._vectors.upsert(chunks, embeddings), self._keywords.upsert(chunks)
         )

@@ -16,6 +16,7 @@ import structlog
 from agents.ingest import handle_document
 from agents.search import handle_search
 from streams import faust_transport
+from streams.messaging import hold_until_done
 from streams.runtime import Runtime
 from streams.settings import Settings
 from streams.topics import ensure_topics
@@ -60,12 +61,17 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> faust.App:
     rt = runtime or Runtime(settings)
     app.ragstream_runtime = rt  # type: ignore[attr-defined]
 
+    async def ready() -> None:
+        # A store that is down at start holds the agents; it does not crash them.
+        await hold_until_done(rt.start, initial_s=settings.ingest.retry_initial_s,
+                              max_s=settings.ingest.retry_max_s, what="startup")
+
     documents = _raw_topic(app, rt.topics.documents)
     requests = _raw_topic(app, rt.topics.search_requests)
 
     @app.agent(documents, name="ingest", concurrency=1)
     async def ingest(stream: Any) -> None:
-        await rt.start()
+        await ready()
         async for event in stream.events():
             msg = event.message
             with structlog.contextvars.bound_contextvars(
@@ -75,7 +81,7 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> faust.App:
 
     @app.agent(requests, name="search", concurrency=settings.search.concurrency)
     async def search(stream: Any) -> None:
-        await rt.start()
+        await ready()
         async for event in stream.events():
             msg = event.message
             with structlog.contextvars.bound_contextvars(
@@ -85,7 +91,7 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> faust.App:
 
     @app.task
     async def _warm_up() -> None:
-        await rt.start()
+        await ready()
 
     return app
 

@@ -10,15 +10,18 @@ import asyncio
 import os
 import re
 import socket
+from typing import Any
 
 import structlog
 
 from services.embedding import Embedder, build_embedder
 from services.indexing import Indexer
+from services.resilience import Breaker, Guarded
 from services.search import Searcher
 from stores.catalog import Catalog
 from stores.chroma import ChromaVectorStore
 from stores.elastic import ElasticKeywordStore
+from streams.errors import EmbeddingUnavailableError, StoreUnavailableError
 from streams.settings import Settings
 from streams.topics import Topics
 
@@ -59,6 +62,23 @@ class Runtime:
                 else None
             ),
         )
+        b = settings.breakers
+        embedding = "openai" if settings.embedding.provider == "openai" else "embedding"
+        self.breakers = {
+            embedding: Breaker(embedding, fail_max=b.openai_fail_max,
+                               reset_timeout_s=b.openai_reset_timeout_s,
+                               call_timeout_s=b.openai_call_timeout_s,
+                               unavailable=EmbeddingUnavailableError),
+            "vectordb": Breaker("vectordb", fail_max=b.vectordb_fail_max,
+                                reset_timeout_s=b.vectordb_reset_timeout_s,
+                                call_timeout_s=b.vectordb_call_timeout_s,
+                                unavailable=StoreUnavailableError),
+            "elasticsearch": Breaker("elasticsearch", fail_max=b.elasticsearch_fail_max,
+                                     reset_timeout_s=b.elasticsearch_reset_timeout_s,
+                                     call_timeout_s=b.elasticsearch_call_timeout_s,
+                                     unavailable=StoreUnavailableError),
+        }
+        self._embedding_breaker = self.breakers[embedding]
         self.vectors: ChromaVectorStore | None = None
         self.indexer: Indexer | None = None
         self.searcher: Searcher | None = None
@@ -74,25 +94,30 @@ class Runtime:
         await asyncio.shield(self._started)
 
     async def _start(self) -> None:
-        await self.embedder.start()
+        await self._embedding_breaker.call(self.embedder.start)
         self.vectors = ChromaVectorStore(
             collection=collection_name(self.settings.chroma.collection_prefix, self.embedder.name),
             path=None if self.settings.chroma.url else str(self.settings.chroma_path),
             url=self.settings.chroma.url or None,
             timeout_s=self.settings.chroma.timeout_s,
         )
-        await asyncio.gather(self.catalog.start(), self.keywords.start(), self.vectors.start())
+        # Every outside call goes through its breaker from here on.
+        embedder: Any = Guarded(self.embedder, self._embedding_breaker, unguarded=("aclose", "start"))
+        vectors: Any = Guarded(self.vectors, self.breakers["vectordb"])
+        keywords: Any = Guarded(self.keywords, self.breakers["elasticsearch"])
+        await asyncio.gather(self.catalog.start(), keywords.start(), vectors.start())
         self.indexer = Indexer(
             catalog=self.catalog,
-            vectors=self.vectors,
-            keywords=self.keywords,
-            embedder=self.embedder,
+            vectors=vectors,
+            keywords=keywords,
+            embedder=embedder,
             settings=self.settings.ingest,
+            embed_batch_size=self.settings.embedding.batch_size,
         )
         self.searcher = Searcher(
-            vectors=self.vectors,
-            keywords=self.keywords,
-            embedder=self.embedder,
+            vectors=vectors,
+            keywords=keywords,
+            embedder=embedder,
             settings=self.settings.search,
         )
         log.info(

@@ -13,6 +13,7 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "BreakerSettings",
     "ChromaSettings",
     "DatabaseSettings",
     "ElasticsearchSettings",
@@ -170,6 +171,25 @@ class SearchSettings(BaseSettings):
     max_query_chars: int = Field(default=2000, ge=1)
 
 
+class BreakerSettings(BaseSettings):
+    """Circuit breakers in front of each outside dependency."""
+
+    model_config = SettingsConfigDict(env_prefix="BREAKER_", frozen=True, extra="ignore")
+
+    openai_fail_max: int = Field(default=5, ge=1)
+    """Consecutive failures that open the embedding breaker (``openai`` or ``embedding``)."""
+    openai_reset_timeout_s: float = Field(default=60.0, gt=0)
+    """Seconds an open embedding breaker waits before a trial call."""
+    openai_call_timeout_s: float = Field(default=120.0, gt=0)
+    """Longest one embedding batch may take."""
+    vectordb_fail_max: int = Field(default=3, ge=1)
+    vectordb_reset_timeout_s: float = Field(default=30.0, gt=0)
+    vectordb_call_timeout_s: float = Field(default=30.0, gt=0)
+    elasticsearch_fail_max: int = Field(default=3, ge=1)
+    elasticsearch_reset_timeout_s: float = Field(default=30.0, gt=0)
+    elasticsearch_call_timeout_s: float = Field(default=30.0, gt=0)
+
+
 class SentrySettings(BaseSettings):
     """Error reporting."""
 
@@ -201,6 +221,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     sentry: SentrySettings = Field(default_factory=SentrySettings)
+    breakers: BreakerSettings = Field(default_factory=BreakerSettings)
 
     @property
     def database_url(self) -> str:
