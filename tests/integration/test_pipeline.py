@@ -300,7 +300,8 @@ def _librdkafka_search(bootstrap: str, topic: str, reply_topic: str, request: di
     from confluent_kafka import Consumer, Producer, TopicPartition
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    AdminClient({"bootstrap.servers": bootstrap}).create_topics([NewTopic(reply_topic, 1, 1)])[reply_topic].result(10)
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # keep a reference until the result
+    admin.create_topics([NewTopic(reply_topic, 1, 1)])[reply_topic].result(10)
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"raw-{new_id()}",
                          "enable.auto.commit": False, "fetch.wait.max.ms": 10})
     consumer.assign([TopicPartition(reply_topic, 0, 0)])

