@@ -1,0 +1,151 @@
+"""Indexer and searcher on the in-memory stores: the use cases without any service."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+import pytest
+
+from schemas.document import DocumentDelete, DocumentUpsert
+from schemas.search import SearchRequest
+from services.indexing import Indexer
+from services.resilience import Breaker, Guarded
+from services.search import Searcher
+from stores.catalog_memory import MemoryCatalog
+from stores.memory import MemoryKeywordStore, MemoryVectorStore
+from streams.errors import SchemaValidationError, StoreUnavailableError
+from streams.settings import IngestSettings, SearchSettings
+
+
+class BagOfWordsEmbedder:
+    """A deterministic toy embedder: hashed word counts, L2-normalised (no model needed)."""
+
+    name = "bag-of-words-16"
+    dimensions = 16
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    async def start(self) -> None:
+        return None
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        self.calls.append(len(texts))
+        out = []
+        for text in texts:
+            vec = [0.0] * self.dimensions
+            for word in text.lower().split():
+                vec[int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dimensions] += 1.0  # noqa: S324
+            norm = sum(v * v for v in vec) ** 0.5 or 1.0
+            out.append([v / norm for v in vec])
+        return out
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.fixture
+def parts() -> tuple[Indexer, Searcher, MemoryVectorStore, MemoryKeywordStore, MemoryCatalog, BagOfWordsEmbedder]:
+    """An indexer and a searcher sharing in-memory stores."""
+    vectors, keywords, catalog, embedder = MemoryVectorStore(), MemoryKeywordStore(), MemoryCatalog(), BagOfWordsEmbedder()
+    indexer = Indexer(catalog=catalog, vectors=vectors, keywords=keywords, embedder=embedder,
+                      settings=IngestSettings(chunk_size=60, chunk_overlap=10), embed_batch_size=4)
+    searcher = Searcher(vectors=vectors, keywords=keywords, embedder=embedder, settings=SearchSettings())
+    return indexer, searcher, vectors, keywords, catalog, embedder
+
+
+def _doc(text: str, doc_id: str = "d", tenant: str = "t", **kw: object) -> DocumentUpsert:
+    return DocumentUpsert(id=doc_id, tenant=tenant, text=text, **kw)  # type: ignore[arg-type]
+
+
+async def test_index_update_unchanged_delete(parts) -> None:  # type: ignore[no-untyped-def]
+    """The document lifecycle leaves both stores and the catalog consistent."""
+    indexer, _, vectors, keywords, catalog, embedder = parts
+    text = " ".join(f"word{i}" for i in range(60))
+    first = await indexer.handle(_doc(text))
+    assert first.status == "indexed" and first.chunks > 4
+    assert embedder.calls and max(embedder.calls) <= 4  # embedded in batches of 4
+    assert await vectors.count("t", "d") == await keywords.count("t", "d") == first.chunks
+    calls = len(embedder.calls)
+    assert (await indexer.handle(_doc(text))).status == "unchanged"
+    assert len(embedder.calls) == calls  # nothing re-embedded
+    shorter = await indexer.handle(_doc("only a few words now"))
+    assert (shorter.status, shorter.chunks) == ("indexed", 1)
+    assert await vectors.count("t", "d") == await keywords.count("t", "d") == 1
+    record = await catalog.get("t", "d")
+    assert record is not None and record.chunk_count == 1
+    assert (await indexer.handle(DocumentDelete(op="delete", id="d", tenant="t"))).status == "deleted"
+    assert await vectors.count("t", "d") == await keywords.count("t", "d") == 0
+    assert await catalog.get("t", "d") is None
+
+
+async def test_changed_metadata_reindexes(parts) -> None:  # type: ignore[no-untyped-def]
+    """Metadata is part of the content hash: changing it is not ``unchanged``."""
+    indexer, *_ = parts
+    await indexer.handle(_doc("hello there", metadata={"lang": "en"}))
+    assert (await indexer.handle(_doc("hello there", metadata={"lang": "de"}))).status == "indexed"
+
+
+async def test_hybrid_search_fuses_and_confines_to_tenant(parts) -> None:  # type: ignore[no-untyped-def]
+    """Hybrid hits come from both legs, one tenant only, with filters applied."""
+    indexer, searcher, *_ = parts
+    await indexer.handle(_doc("apples and pears grow on trees", doc_id="fruit", metadata={"kind": "food"}))
+    await indexer.handle(_doc("kafka partitions and offsets", doc_id="kafka", metadata={"kind": "ops"}))
+    await indexer.handle(_doc("apples apples apples", doc_id="secret", tenant="other"))
+    result = await searcher.search(SearchRequest(query="apples trees", tenant="t"), correlation_id="c1")
+    assert result.status == "ok" and result.correlation_id == "c1"
+    assert result.hits[0].doc_id == "fruit" and set(result.hits[0].sources) == {"keyword", "vector"}
+    assert all(h.doc_id != "secret" for h in result.hits)
+    filtered = await searcher.search(SearchRequest(query="apples", tenant="t", filters={"metadata.kind": "ops"}))
+    assert {h.doc_id for h in filtered.hits} <= {"kafka"}
+
+
+@pytest.mark.parametrize("key", [pytest.param("tenant", id="tenant"), pytest.param("metadata", id="bare-metadata"),
+                                 pytest.param("metadata.a.b", id="nested"), pytest.param("$or", id="operator")])
+async def test_filters_cannot_reach_other_fields(parts, key: str) -> None:  # type: ignore[no-untyped-def]
+    """Only ``doc_id`` and ``metadata.<key>`` filters are accepted."""
+    _, searcher, *_ = parts
+    with pytest.raises(SchemaValidationError, match="not allowed"):
+        await searcher.search(SearchRequest(query="x", tenant="t", filters={key: "v"}))
+
+
+async def test_one_leg_down_degrades_both_down_errors(parts) -> None:  # type: ignore[no-untyped-def]
+    """A failing leg degrades the answer; with both failing the answer is ``unavailable``."""
+    indexer, searcher, vectors, keywords, *_ = parts
+    await indexer.handle(_doc("apples and pears", doc_id="fruit"))
+    keywords.error = StoreUnavailableError("es down")
+    result = await searcher.search(SearchRequest(query="apples", tenant="t"))
+    assert (result.status, result.degraded) == ("degraded", ["keyword"])
+    assert result.hits and result.hits[0].sources == ["vector"]
+    vectors.error = StoreUnavailableError("chroma down")
+    result = await searcher.search(SearchRequest(query="apples", tenant="t"))
+    assert result.status == "error" and result.error is not None and result.error.code == "unavailable"
+    assert sorted(result.degraded) == ["keyword", "vector"]
+
+
+async def test_open_breaker_fails_fast_in_search(parts) -> None:  # type: ignore[no-untyped-def]
+    """With the keyword breaker open, search degrades without calling the store at all."""
+    indexer, _, vectors, keywords, _, embedder = parts
+    await indexer.handle(_doc("apples and pears", doc_id="fruit"))
+    breaker = Breaker("elasticsearch", fail_max=1, reset_timeout_s=60, call_timeout_s=1,
+                      unavailable=StoreUnavailableError)
+    guarded = Guarded(keywords, breaker)
+    searcher = Searcher(vectors=vectors, keywords=guarded, embedder=embedder, settings=SearchSettings())  # type: ignore[arg-type]
+    keywords.error = StoreUnavailableError("es down")
+    await searcher.search(SearchRequest(query="apples", tenant="t"))
+    keywords.error = None  # healthy again, but the breaker is open: it must not be called
+    result = await searcher.search(SearchRequest(query="apples", tenant="t"))
+    assert result.degraded == ["keyword"] and breaker.state == "open"
+
+
+async def test_top_k_is_capped_and_query_length_checked(parts) -> None:  # type: ignore[no-untyped-def]
+    """top_k beyond the limit is capped; an overlong query is rejected precisely."""
+    indexer, _, vectors, keywords, _, embedder = parts
+    for i in range(8):
+        await indexer.handle(_doc(f"common word number {i}", doc_id=f"d{i}"))
+    searcher = Searcher(vectors=vectors, keywords=keywords, embedder=embedder,
+                        settings=SearchSettings(max_top_k=3, max_query_chars=20))
+    assert len((await searcher.search(SearchRequest(query="common", tenant="t", top_k=50))).hits) == 3
+    with pytest.raises(SchemaValidationError, match="limit is 20"):
+        await searcher.search(SearchRequest(query="x" * 21, tenant="t"))
