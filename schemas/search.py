@@ -10,7 +10,13 @@ from schemas._base import WireModel
 from schemas.document import Metadata
 from schemas.ingest import ErrorInfo
 
-__all__ = ["SEARCH_REQUEST_SCHEMA", "SEARCH_RESULT_SCHEMA", "SearchHit", "SearchRequest", "SearchResult"]
+__all__ = [
+    "SEARCH_REQUEST_SCHEMA",
+    "SEARCH_RESULT_SCHEMA",
+    "SearchHit",
+    "SearchRequest",
+    "SearchResult",
+]
 
 SEARCH_REQUEST_SCHEMA = "ragstream.search-request.v1"
 SEARCH_RESULT_SCHEMA = "ragstream.search-result.v1"

@@ -98,7 +98,11 @@ class Indexer:
             chunk_overlap=self._settings.chunk_overlap,
         )
         previous = await self._catalog.get(doc.tenant, doc.id)
-        if previous is not None and previous.content_hash == digest and previous.status == "indexed":
+        if (
+            previous is not None
+            and previous.content_hash == digest
+            and previous.status == "indexed"
+        ):
             return IndexOutcome("unchanged", previous.chunk_count)
         chunks = self.chunk(doc)
         embeddings: list[list[float]] = []

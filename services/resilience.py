@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -27,7 +27,14 @@ import pybreaker
 
 from streams.errors import BreakerOpenError, DependencyError, RagstreamError
 
-__all__ = ["Breaker", "BreakerStatus", "Guarded", "Transition", "is_business_error"]
+__all__ = [
+    "Breaker",
+    "BreakerStatus",
+    "Guarded",
+    "Transition",
+    "get_breaker_status",
+    "is_business_error",
+]
 
 T = TypeVar("T")
 
@@ -105,8 +112,9 @@ class Breaker:
         self._callbacks.append(callback)
 
     def _notify(self, old: str, new: str) -> None:
-        event = Transition(self.name, old, new, datetime.now(UTC), self.cb.fail_counter,
-                           self.last_failure)
+        event = Transition(
+            self.name, old, new, datetime.now(UTC), self.cb.fail_counter, self.last_failure
+        )
         for callback in self._callbacks:
             callback(event)
 
@@ -144,7 +152,7 @@ class Breaker:
                     raise exc
         except pybreaker.CircuitBreakerError:
             pass  # opened by a concurrent call meanwhile: nothing to record
-        except BaseException as raised:  # noqa: BLE001 - pybreaker re-raises the recorded error
+        except BaseException as raised:
             if raised is not exc:
                 raise
 
@@ -181,17 +189,30 @@ class Breaker:
     def status(self) -> BreakerStatus:
         """State, counters and whether a call would be let through now."""
         state = self.state
-        allows = state == pybreaker.STATE_CLOSED or (
-            state == pybreaker.STATE_OPEN and self._retry_after_s() == 0
-        ) or (state == pybreaker.STATE_HALF_OPEN and not self._trial_in_flight)
-        return BreakerStatus(self.name, state, self.cb.fail_counter, self.last_failure,
-                             self.last_failure_at, allows)
+        allows = (
+            state == pybreaker.STATE_CLOSED
+            or (state == pybreaker.STATE_OPEN and self._retry_after_s() == 0)
+            or (state == pybreaker.STATE_HALF_OPEN and not self._trial_in_flight)
+        )
+        return BreakerStatus(
+            self.name, state, self.cb.fail_counter, self.last_failure, self.last_failure_at, allows
+        )
+
+
+def get_breaker_status(
+    breakers: Mapping[str, Breaker] | Iterable[Breaker],
+) -> dict[str, BreakerStatus]:
+    """State, fail counter, last failure and whether calls are allowed, per breaker name."""
+    items = breakers.values() if isinstance(breakers, Mapping) else breakers
+    return {breaker.name: breaker.status() for breaker in items}
 
 
 class Guarded:
     """A proxy whose coroutine methods all run through one breaker."""
 
-    def __init__(self, inner: Any, breaker: Breaker, *, unguarded: Iterable[str] = ("aclose",)) -> None:
+    def __init__(
+        self, inner: Any, breaker: Breaker, *, unguarded: Iterable[str] = ("aclose",)
+    ) -> None:
         self._inner = inner
         self._breaker = breaker
         self._unguarded = frozenset(unguarded)

@@ -58,14 +58,20 @@ class Searcher:
         self._embedder = embedder
         self._settings = settings
 
-    async def _vector_leg(self, req: SearchRequest, n: int, filters: dict[str, Any]) -> list[ScoredChunk]:
+    async def _vector_leg(
+        self, req: SearchRequest, n: int, filters: dict[str, Any]
+    ) -> list[ScoredChunk]:
         [embedding] = await self._embedder.embed([req.query])
         return await self._vectors.query(req.tenant, embedding, top_k=n, filters=filters)
 
-    async def _keyword_leg(self, req: SearchRequest, n: int, filters: dict[str, Any]) -> list[ScoredChunk]:
+    async def _keyword_leg(
+        self, req: SearchRequest, n: int, filters: dict[str, Any]
+    ) -> list[ScoredChunk]:
         return await self._keywords.search(req.tenant, req.query, top_k=n, filters=filters)
 
-    async def search(self, req: SearchRequest, *, correlation_id: str | None = None) -> SearchResult:
+    async def search(
+        self, req: SearchRequest, *, correlation_id: str | None = None
+    ) -> SearchResult:
         """Answer one request; raises only for an invalid request (the agent replies ``error``)."""
         started = time.perf_counter()
         if len(req.query) > self._settings.max_query_chars:

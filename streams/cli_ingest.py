@@ -20,13 +20,17 @@ __all__ = ["collect_documents", "delete_document", "ingest_paths"]
 SUFFIXES = {".txt", ".md", ".markdown"}
 
 
-def collect_documents(paths: list[str], *, tenant: str, doc_id: str | None = None) -> list[DocumentUpsert]:
+def collect_documents(
+    paths: list[str], *, tenant: str, doc_id: str | None = None
+) -> list[DocumentUpsert]:
     """One document per txt/md file; id = path relative to the argument (or ``--id``)."""
     docs: list[DocumentUpsert] = []
     for arg in paths:
         root = Path(arg)
         if root.is_dir():
-            files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
+            files = sorted(
+                p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES
+            )
             pairs = [(f, f.relative_to(root).as_posix()) for f in files]
         elif root.is_file():
             pairs = [(root, root.name)]
@@ -37,8 +41,15 @@ def collect_documents(paths: list[str], *, tenant: str, doc_id: str | None = Non
             if not text.strip():
                 continue
             title = _title(text, path)
-            docs.append(DocumentUpsert(id=doc_id or rel, tenant=tenant, title=title, text=text,
-                                       metadata={"path": rel, "type": path.suffix.lstrip(".").lower()}))
+            docs.append(
+                DocumentUpsert(
+                    id=doc_id or rel,
+                    tenant=tenant,
+                    title=title,
+                    text=text,
+                    metadata={"path": rel, "type": path.suffix.lstrip(".").lower()},
+                )
+            )
     if doc_id and len(docs) > 1:
         raise ValueError("--id needs exactly one file")
     return docs
@@ -79,8 +90,10 @@ async def ingest_paths(settings: Settings, args: argparse.Namespace) -> int:
                             result = await future
                             counts[result.status] += 1
                             if result.status == "rejected" and result.error:
-                                console.print(f"[red]rejected[/red] {doc.id}: "
-                                              f"{result.error.code}: {result.error.message}")
+                                console.print(
+                                    f"[red]rejected[/red] {doc.id}: "
+                                    f"{result.error.code}: {result.error.message}"
+                                )
                             progress.advance(done)
     except TimeoutError:
         console.print(f"[red]error:[/red] results did not all arrive within {args.timeout}s")
@@ -89,7 +102,9 @@ async def ingest_paths(settings: Settings, args: argparse.Namespace) -> int:
         console.print(f"[red]error:[/red] {exc}")
         return 1
     if args.wait:
-        summary = ", ".join(f"{counts[s]} {s}" for s in ("indexed", "unchanged", "rejected") if counts[s])
+        summary = ", ".join(
+            f"{counts[s]} {s}" for s in ("indexed", "unchanged", "rejected") if counts[s]
+        )
         print(f"{len(docs)} documents: {summary}")
         return 1 if counts["rejected"] else 0
     print(f"produced {len(docs)} documents to {settings.kafka.topic('documents')}")
@@ -100,8 +115,10 @@ async def delete_document(settings: Settings, args: argparse.Namespace) -> int:
     """Delete one document and wait for the result."""
     try:
         async with IngestClient(settings.kafka) as client:
-            result = await client.ingest(DocumentDelete(op="delete", id=args.doc_id, tenant=args.tenant),
-                                         timeout_s=args.timeout)
+            result = await client.ingest(
+                DocumentDelete(op="delete", id=args.doc_id, tenant=args.tenant),
+                timeout_s=args.timeout,
+            )
     except RagstreamError as exc:
         print(f"error: {exc}")
         return 1

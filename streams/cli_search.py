@@ -59,8 +59,14 @@ async def search(settings: Settings, args: argparse.Namespace) -> int:
     try:
         filters = parse_filters(args.filter)
         async with SearchClient(settings.kafka) as client:
-            result = await client.search(args.query, tenant=args.tenant, top_k=args.top_k,
-                                         mode=args.mode, filters=filters, timeout_s=args.timeout)
+            result = await client.search(
+                args.query,
+                tenant=args.tenant,
+                top_k=args.top_k,
+                mode=args.mode,
+                filters=filters,
+                timeout_s=args.timeout,
+            )
     except ValueError as exc:
         console.print(f"[red]error:[/red] {exc}")
         return 2

@@ -58,9 +58,7 @@ def _load_object(value: bytes | None, *, max_bytes: int) -> dict[str, Any]:
             f"message is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from exc
     if not isinstance(data, dict):
-        raise MalformedMessageError(
-            f"message must be a JSON object, got {type(data).__name__}"
-        )
+        raise MalformedMessageError(f"message must be a JSON object, got {type(data).__name__}")
     return data
 
 
@@ -120,9 +118,7 @@ def headers_to_list(headers: Any) -> HeaderList:
     """Normalise Kafka headers (a mapping or a list of pairs) to ``[(name, bytes)]``."""
     if not headers:
         return []
-    items: Iterable[tuple[str, Any]] = (
-        headers.items() if isinstance(headers, Mapping) else headers
-    )
+    items: Iterable[tuple[str, Any]] = headers.items() if isinstance(headers, Mapping) else headers
     out: HeaderList = []
     for name, value in items:
         if value is None:

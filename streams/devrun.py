@@ -61,14 +61,16 @@ def run_dev(*, data_dir: Path, kafka_port: int, elasticsearch_port: int) -> int:
             "ELASTICSEARCH_REFRESH": os.environ.get("ELASTICSEARCH_REFRESH", "true"),
         }
         _say(f"chroma (embedded, persistent)                              {data_dir / 'chroma'}")
-        _say(f"catalog (SQLite)                                           {data_dir / 'catalog.db'}")
+        _say(
+            f"catalog (SQLite)                                           {data_dir / 'catalog.db'}"
+        )
         _say("embeddings: local all-MiniLM-L6-v2 (int8 ONNX, no network)")
         state.write_text(json.dumps({"pid": os.getpid(), "env": env}, indent=2))
-        worker = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+        worker = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker"], env={**os.environ, **env}
         )
         _say(f"worker pid {worker.pid}; logs below. Ctrl-C stops everything.")
-        _say("try:  ragstream ingest docs/ --wait   then   ragstream search \"what is ragstream\"")
+        _say('try:  ragstream ingest docs/ --wait   then   ragstream search "what is ragstream"')
         while True:
             code = worker.poll()
             if code is not None:

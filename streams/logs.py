@@ -12,6 +12,8 @@ import sys
 
 import structlog
 
+from streams.observability import breadcrumbs
+
 __all__ = ["configure_logging"]
 
 
@@ -31,6 +33,7 @@ def configure_logging(*, level: str = "INFO", fmt: str = "auto") -> None:
     structlog.configure(
         processors=[
             *shared,
+            breadcrumbs,  # each line is also a Sentry breadcrumb (no-op without Sentry)
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info if json_lines else structlog.dev.set_exc_info,
             renderer,

@@ -80,7 +80,9 @@ async def _create(kafka: KafkaSettings, specs: list[NewTopic]) -> None:
                 return  # another worker or client won the race
             _raise_topic_errors(response)
     except KafkaError as exc:
-        raise DependencyError(f"cannot create topics on {kafka.bootstrap_servers}: {exc!r}") from exc
+        raise DependencyError(
+            f"cannot create topics on {kafka.bootstrap_servers}: {exc!r}"
+        ) from exc
     finally:
         await admin.close()
 

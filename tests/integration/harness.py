@@ -38,12 +38,17 @@ class WorkerProcess:
         """Spawn the worker (ready only after ``wait_ready``)."""
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"], env=self.env, cwd=ROOT,
-            stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "streams.cli", "worker"],
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         return self
 
-    async def wait_ready(self, kafka: KafkaSettings, *, tenant: str, timeout_s: float = 120) -> None:
+    async def wait_ready(
+        self, kafka: KafkaSettings, *, tenant: str, timeout_s: float = 120
+    ) -> None:
         """Poll with search requests until the worker answers one."""
         deadline = time.monotonic() + timeout_s
         async with SearchClient(kafka) as client:
@@ -54,7 +59,9 @@ class WorkerProcess:
                     return
                 except RagstreamError:
                     if time.monotonic() > deadline:
-                        raise TimeoutError(f"worker not ready in {timeout_s}s:\n{self.log_tail()}") from None
+                        raise TimeoutError(
+                            f"worker not ready in {timeout_s}s:\n{self.log_tail()}"
+                        ) from None
 
     def assert_alive(self) -> None:
         """Fail with the log tail if the worker died."""
@@ -83,7 +90,11 @@ class WorkerProcess:
 
 
 async def produce(
-    bootstrap: str, topic: str, *, value: bytes | None, key: bytes | None = None,
+    bootstrap: str,
+    topic: str,
+    *,
+    value: bytes | None,
+    key: bytes | None = None,
     headers: list[tuple[str, bytes]] | None = None,
 ) -> None:
     """Send one raw message with a plain aiokafka producer."""
@@ -96,12 +107,17 @@ async def produce(
 
 
 async def read_until(
-    bootstrap: str, topic: str, predicate: Callable[[list[ConsumerRecord[Any, Any]]], bool],
-    *, timeout_s: float = 60, partitions: int | None = None,
+    bootstrap: str,
+    topic: str,
+    predicate: Callable[[list[ConsumerRecord[Any, Any]]], bool],
+    *,
+    timeout_s: float = 60,
+    partitions: int | None = None,
 ) -> list[ConsumerRecord[Any, Any]]:
     """Read a topic from the beginning (all partitions) until ``predicate(records)`` holds."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, fetch_max_wait_ms=50,
-                                enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, fetch_max_wait_ms=50, enable_auto_commit=False
+    )
     await consumer.start()
     records: list[ConsumerRecord[Any, Any]] = []
     try:

@@ -29,18 +29,30 @@ from streams.settings import KafkaSettings, Settings
 from tests.integration.harness import WorkerProcess, new_id, produce, read_until, value_json
 
 CORPUS = {
-    "garden/tomatoes.md": ("Growing tomatoes", "Tomato plants need deep watering twice a week, "
+    "garden/tomatoes.md": (
+        "Growing tomatoes",
+        "Tomato plants need deep watering twice a week, "
         "rich soil with compost, and six hours of sun. Stake the vines and pinch the suckers. "
-        "Water at the base of the plant in the morning so the leaves stay dry."),
-    "kitchen/sourdough.md": ("Sourdough bread", "A sourdough starter is flour and water fermented "
+        "Water at the base of the plant in the morning so the leaves stay dry.",
+    ),
+    "kitchen/sourdough.md": (
+        "Sourdough bread",
+        "A sourdough starter is flour and water fermented "
         "by wild yeast. Feed the starter daily, mix the dough with salt, let it rise overnight "
-        "and bake it in a hot Dutch oven for a crisp crust."),
-    "sky/telescopes.md": ("Stargazing", "A small telescope shows the rings of Saturn, the moons "
+        "and bake it in a hot Dutch oven for a crisp crust.",
+    ),
+    "sky/telescopes.md": (
+        "Stargazing",
+        "A small telescope shows the rings of Saturn, the moons "
         "of Jupiter and the craters of the Moon. Observe planets and galaxies on dark nights "
-        "far from city lights."),
-    "ops/kafka.md": ("Kafka basics", "Kafka stores records in partitions of a topic. Consumer "
+        "far from city lights.",
+    ),
+    "ops/kafka.md": (
+        "Kafka basics",
+        "Kafka stores records in partitions of a topic. Consumer "
         "groups share partitions and commit offsets so a restarted consumer resumes where it "
-        "stopped."),
+        "stopped.",
+    ),
 }
 
 
@@ -57,8 +69,12 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def worker_env(kafka_bootstrap: str, elasticsearch_url: str, chroma_url: str,
-               tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def worker_env(
+    kafka_bootstrap: str,
+    elasticsearch_url: str,
+    chroma_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, str]]:
     """Environment of a worker isolated by topic prefix, index, collection and catalog."""
     prefix = f"t{secrets.token_hex(4)}"
     data_dir: Path = tmp_path_factory.mktemp("worker")
@@ -85,8 +101,11 @@ def worker_env(kafka_bootstrap: str, elasticsearch_url: str, chroma_url: str,
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def stack(worker_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory,
-                monkeypatch_module: pytest.MonkeyPatch) -> AsyncIterator[Stack]:
+async def stack(
+    worker_env: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch_module: pytest.MonkeyPatch,
+) -> AsyncIterator[Stack]:
     """A running, ready worker and clients to the stores it writes."""
     for key, value in worker_env.items():
         monkeypatch_module.setenv(key, value)
@@ -95,9 +114,13 @@ async def stack(worker_env: dict[str, str], tmp_path_factory: pytest.TempPathFac
     worker = WorkerProcess(worker_env, log_path=log).start()
     embedder = build_embedder(settings)
     await embedder.start()
-    keywords = ElasticKeywordStore(url=settings.elasticsearch.url, index=settings.elasticsearch.index_prefix)
-    vectors = ChromaVectorStore(collection=collection_name(settings.chroma.collection_prefix, embedder.name),
-                                url=settings.chroma.url)
+    keywords = ElasticKeywordStore(
+        url=settings.elasticsearch.url, index=settings.elasticsearch.index_prefix
+    )
+    vectors = ChromaVectorStore(
+        collection=collection_name(settings.chroma.collection_prefix, embedder.name),
+        url=settings.chroma.url,
+    )
     catalog = Catalog(url=settings.database_url)
     await embedder.aclose()
     try:
@@ -120,8 +143,13 @@ async def _ingest_corpus(stack: Stack, tenant: str) -> dict[str, str]:
     async with IngestClient(stack.kafka) as client:
         results = {}
         for doc_id, (title, text) in CORPUS.items():
-            doc = DocumentUpsert(id=doc_id, tenant=tenant, title=title, text=text,
-                                 metadata={"section": doc_id.split("/")[0], "lang": "en"})
+            doc = DocumentUpsert(
+                id=doc_id,
+                tenant=tenant,
+                title=title,
+                text=text,
+                metadata={"section": doc_id.split("/")[0], "lang": "en"},
+            )
             results[doc_id] = (await client.ingest(doc, timeout_s=120)).status
     return results
 
@@ -149,31 +177,45 @@ async def test_ingest_then_search_in_every_mode(stack: Stack) -> None:
             assert result.hits and result.hits[0].doc_id == expected, (mode, query, result.hits)
             if mode != "hybrid":
                 assert all(h.sources == [mode] for h in result.hits)
-        hits = (await client.search("tomato", tenant=tenant, filters={"metadata.section": "kitchen"},
-                                    timeout_s=30)).hits
+        hits = (
+            await client.search(
+                "tomato", tenant=tenant, filters={"metadata.section": "kitchen"}, timeout_s=30
+            )
+        ).hits
         assert hits and {h.doc_id for h in hits} == {"kitchen/sourdough.md"}
         other = await client.search("tomato", tenant=f"other-{new_id()}", timeout_s=30)
         assert other.hits == []
 
 
-async def test_update_shrinks_replay_is_unchanged_and_delete_removes_everywhere(stack: Stack) -> None:
-    """Chunks follow the latest version, replays add nothing, and delete empties all three stores."""
+async def test_update_shrinks_replay_is_unchanged_and_delete_removes_everywhere(
+    stack: Stack,
+) -> None:
+    """Chunks follow the latest version, replays add nothing, delete empties all stores."""
     tenant = f"upd-{new_id()}"
-    long_text = " ".join(f"Paragraph {i} talks about topic number {i} in some detail." for i in range(40))
+    long_text = " ".join(
+        f"Paragraph {i} talks about topic number {i} in some detail." for i in range(40)
+    )
     async with IngestClient(stack.kafka) as client:
-        first = await client.ingest(DocumentUpsert(id="doc", tenant=tenant, text=long_text), timeout_s=120)
+        first = await client.ingest(
+            DocumentUpsert(id="doc", tenant=tenant, text=long_text), timeout_s=120
+        )
         assert first.status == "indexed" and first.chunks > 3
         assert await _counts(stack, tenant, "doc") == (first.chunks, first.chunks)
-        again = await client.ingest(DocumentUpsert(id="doc", tenant=tenant, text=long_text), timeout_s=60)
+        again = await client.ingest(
+            DocumentUpsert(id="doc", tenant=tenant, text=long_text), timeout_s=60
+        )
         assert (again.status, again.chunks) == ("unchanged", first.chunks)
         assert await _counts(stack, tenant, "doc") == (first.chunks, first.chunks)
-        short = await client.ingest(DocumentUpsert(id="doc", tenant=tenant, text="Now it is short."),
-                                    timeout_s=60)
+        short = await client.ingest(
+            DocumentUpsert(id="doc", tenant=tenant, text="Now it is short."), timeout_s=60
+        )
         assert (short.status, short.chunks) == ("indexed", 1)
         assert await _counts(stack, tenant, "doc") == (1, 1)
         record = await stack.catalog.get(tenant, "doc")
         assert record is not None and record.chunk_count == 1 and record.status == "indexed"
-        gone = await client.ingest(DocumentDelete(op="delete", id="doc", tenant=tenant), timeout_s=60)
+        gone = await client.ingest(
+            DocumentDelete(op="delete", id="doc", tenant=tenant), timeout_s=60
+        )
         assert gone.status == "deleted"
     assert await _counts(stack, tenant, "doc") == (0, 0)
     assert await stack.catalog.get(tenant, "doc") is None
@@ -196,16 +238,59 @@ async def test_replayed_messages_create_no_duplicates(stack: Stack) -> None:
 
 BAD_INPUTS = [
     pytest.param(b"{not json", "malformed_json", id="malformed-json"),
-    pytest.param(json.dumps({"schema": "ragstream.document.v7", "op": "upsert", "id": "x", "tenant": "t",
-                             "text": "hi"}).encode(), "unknown_schema", id="unknown-schema"),
-    pytest.param(json.dumps({"schema": "ragstream.document.v1", "op": "upsert", "id": "x",
-                             "tenant": "t"}).encode(), "invalid_schema", id="missing-text"),
-    pytest.param(json.dumps({"schema": "ragstream.document.v1", "op": "upsert", "id": "x", "tenant": "t",
-                             "text": "   "}).encode(), "invalid_schema", id="empty-text"),
-    pytest.param(json.dumps({"schema": "ragstream.document.v1", "op": "upsert", "id": "x", "tenant": "t",
-                             "text": "y" * 20001}).encode(), "too_large", id="oversized-text"),
-    pytest.param(json.dumps({"schema": "ragstream.document.v1", "op": "merge", "id": "x",
-                             "tenant": "t"}).encode(), "invalid_schema", id="unknown-op"),
+    pytest.param(
+        json.dumps(
+            {
+                "schema": "ragstream.document.v7",
+                "op": "upsert",
+                "id": "x",
+                "tenant": "t",
+                "text": "hi",
+            }
+        ).encode(),
+        "unknown_schema",
+        id="unknown-schema",
+    ),
+    pytest.param(
+        json.dumps(
+            {"schema": "ragstream.document.v1", "op": "upsert", "id": "x", "tenant": "t"}
+        ).encode(),
+        "invalid_schema",
+        id="missing-text",
+    ),
+    pytest.param(
+        json.dumps(
+            {
+                "schema": "ragstream.document.v1",
+                "op": "upsert",
+                "id": "x",
+                "tenant": "t",
+                "text": "   ",
+            }
+        ).encode(),
+        "invalid_schema",
+        id="empty-text",
+    ),
+    pytest.param(
+        json.dumps(
+            {
+                "schema": "ragstream.document.v1",
+                "op": "upsert",
+                "id": "x",
+                "tenant": "t",
+                "text": "y" * 20001,
+            }
+        ).encode(),
+        "too_large",
+        id="oversized-text",
+    ),
+    pytest.param(
+        json.dumps(
+            {"schema": "ragstream.document.v1", "op": "merge", "id": "x", "tenant": "t"}
+        ).encode(),
+        "invalid_schema",
+        id="unknown-op",
+    ),
 ]
 
 
@@ -216,28 +301,46 @@ async def test_bad_input_is_dead_lettered_and_the_next_message_goes_through(
     """Bad input yields a dead letter (bytes intact, reason in headers) and a rejected result."""
     cid = uuid.uuid4().hex
     topics = stack.settings.kafka
-    await produce(topics.bootstrap_servers, topics.topic("documents"), key=b"x", value=value,
-                  headers=[(Headers.CORRELATION_ID, cid.encode()), ("authorization", b"Bearer secret"),
-                           ("trace", b"keep-me")])
+    await produce(
+        topics.bootstrap_servers,
+        topics.topic("documents"),
+        key=b"x",
+        value=value,
+        headers=[
+            (Headers.CORRELATION_ID, cid.encode()),
+            ("authorization", b"Bearer secret"),
+            ("trace", b"keep-me"),
+        ],
+    )
     dead = await read_until(
-        topics.bootstrap_servers, topics.topic("dead-letters"),
-        lambda rs: any(dict(r.headers).get(Headers.CORRELATION_ID) == cid.encode() for r in rs))
+        topics.bootstrap_servers,
+        topics.topic("dead-letters"),
+        lambda rs: any(dict(r.headers).get(Headers.CORRELATION_ID) == cid.encode() for r in rs),
+    )
     record = next(r for r in dead if dict(r.headers).get(Headers.CORRELATION_ID) == cid.encode())
     headers = dict(record.headers)
     assert record.value == value and record.key == b"x"
     assert headers[Headers.ERROR_CODE] == code.encode()
     assert headers[Headers.ORIGINAL_TOPIC] == topics.topic("documents").encode()
-    assert {Headers.ERROR_MESSAGE, Headers.ORIGINAL_PARTITION, Headers.ORIGINAL_OFFSET,
-            Headers.EXCEPTION_TYPE} <= set(headers)
+    assert {
+        Headers.ERROR_MESSAGE,
+        Headers.ORIGINAL_PARTITION,
+        Headers.ORIGINAL_OFFSET,
+        Headers.EXCEPTION_TYPE,
+    } <= set(headers)
     assert headers["trace"] == b"keep-me" and "authorization" not in headers
     results = await read_until(
-        topics.bootstrap_servers, topics.topic("ingest-results"),
-        lambda rs: any(value_json(r).get("correlation_id") == cid for r in rs))
+        topics.bootstrap_servers,
+        topics.topic("ingest-results"),
+        lambda rs: any(value_json(r).get("correlation_id") == cid for r in rs),
+    )
     result = next(value_json(r) for r in results if value_json(r).get("correlation_id") == cid)
     assert result["status"] == "rejected" and result["error"]["code"] == code
     tenant = f"after-{new_id()}"
     async with IngestClient(stack.kafka) as client:
-        ok = await client.ingest(DocumentUpsert(id="good", tenant=tenant, text="still alive"), timeout_s=60)
+        ok = await client.ingest(
+            DocumentUpsert(id="good", tenant=tenant, text="still alive"), timeout_s=60
+        )
     assert ok.status == "indexed"
     stack.worker.assert_alive()
 
@@ -256,16 +359,34 @@ async def test_raw_kafka_client_can_search_from_the_contract_alone(stack: Stack)
     await _ingest_corpus(stack, tenant)
     bootstrap = stack.kafka.bootstrap_servers
     reply_topic = f"{stack.kafka.topic_prefix}.raw-replies.{new_id()}"
-    request = {"schema": "ragstream.search-request.v1", "query": "bake bread with a starter",
-               "top_k": 2, "mode": "hybrid", "filters": {}, "tenant": tenant}
-    await produce(bootstrap, stack.kafka.topic("search-requests"), value=json.dumps(request).encode(),
-                  headers=[("reply-to", reply_topic.encode()), ("correlation-id", b"raw-1")])
+    request = {
+        "schema": "ragstream.search-request.v1",
+        "query": "bake bread with a starter",
+        "top_k": 2,
+        "mode": "hybrid",
+        "filters": {},
+        "tenant": tenant,
+    }
+    await produce(
+        bootstrap,
+        stack.kafka.topic("search-requests"),
+        value=json.dumps(request).encode(),
+        headers=[("reply-to", reply_topic.encode()), ("correlation-id", b"raw-1")],
+    )
     [reply] = await read_until(bootstrap, reply_topic, lambda rs: len(rs) >= 1)
     body = json.loads(reply.value)
     assert dict(reply.headers)["correlation-id"] == b"raw-1" and body["correlation_id"] == "raw-1"
     assert body["schema"] == "ragstream.search-result.v1" and body["status"] == "ok"
     assert body["hits"][0]["doc_id"] == "kitchen/sourdough.md" and len(body["hits"]) == 2
-    assert set(body["hits"][0]) >= {"chunk_id", "doc_id", "title", "text", "score", "metadata", "sources"}
+    assert set(body["hits"][0]) >= {
+        "chunk_id",
+        "doc_id",
+        "title",
+        "text",
+        "score",
+        "metadata",
+        "sources",
+    }
 
 
 async def test_spring_kafka_headers_are_understood_and_echoed(stack: Stack) -> None:
@@ -274,8 +395,12 @@ async def test_spring_kafka_headers_are_understood_and_echoed(stack: Stack) -> N
     reply_topic = f"{stack.kafka.topic_prefix}.spring-replies.{new_id()}"
     correlation = uuid.uuid4().bytes
     request = {"schema": "ragstream.search-request.v1", "query": "anything", "tenant": "nobody"}
-    await produce(bootstrap, stack.kafka.topic("search-requests"), value=json.dumps(request).encode(),
-                  headers=[("kafka_replyTopic", reply_topic.encode()), ("kafka_correlationId", correlation)])
+    await produce(
+        bootstrap,
+        stack.kafka.topic("search-requests"),
+        value=json.dumps(request).encode(),
+        headers=[("kafka_replyTopic", reply_topic.encode()), ("kafka_correlationId", correlation)],
+    )
     [reply] = await read_until(bootstrap, reply_topic, lambda rs: len(rs) >= 1)
     assert dict(reply.headers)["kafka_correlationId"] == correlation
     assert json.loads(reply.value)["status"] == "ok"
@@ -289,25 +414,37 @@ async def test_many_searches_in_flight_share_one_client(stack: Stack) -> None:
     await _ingest_corpus(stack, tenant)
     queries = ["tomato", "sourdough", "telescope", "kafka"] * 3
     async with SearchClient(stack.kafka) as client:
-        results = await asyncio.gather(*(client.search(q, tenant=tenant, mode="keyword", timeout_s=30)
-                                         for q in queries))
+        results = await asyncio.gather(
+            *(client.search(q, tenant=tenant, mode="keyword", timeout_s=30) for q in queries)
+        )
     for query, result in zip(queries, results, strict=True):
         assert query in result.hits[0].text.lower()
 
 
-def _librdkafka_search(bootstrap: str, topic: str, reply_topic: str, request: dict[str, object]) -> tuple[dict, dict]:
+def _librdkafka_search(
+    bootstrap: str, topic: str, reply_topic: str, request: dict[str, object]
+) -> tuple[dict, dict]:
     """Search with librdkafka (confluent-kafka), the client most non-Python stacks wrap."""
     from confluent_kafka import Consumer, Producer, TopicPartition
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap})  # keep a reference until the result
     admin.create_topics([NewTopic(reply_topic, 1, 1)])[reply_topic].result(10)
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"raw-{new_id()}",
-                         "enable.auto.commit": False, "fetch.wait.max.ms": 10})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"raw-{new_id()}",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 10,
+        }
+    )
     consumer.assign([TopicPartition(reply_topic, 0, 0)])
     producer = Producer({"bootstrap.servers": bootstrap})
-    producer.produce(topic, json.dumps(request).encode(),
-                     headers=[("reply-to", reply_topic.encode()), ("correlation-id", b"rdk-1")])
+    producer.produce(
+        topic,
+        json.dumps(request).encode(),
+        headers=[("reply-to", reply_topic.encode()), ("correlation-id", b"rdk-1")],
+    )
     producer.flush(10)
     try:
         for _ in range(600):
@@ -325,10 +462,19 @@ async def test_librdkafka_client_can_search(stack: Stack) -> None:
 
     tenant = f"rdk-{new_id()}"
     await _ingest_corpus(stack, tenant)
-    request = {"schema": "ragstream.search-request.v1", "query": "telescope", "tenant": tenant,
-               "top_k": 1, "mode": "keyword"}
+    request = {
+        "schema": "ragstream.search-request.v1",
+        "query": "telescope",
+        "tenant": tenant,
+        "top_k": 1,
+        "mode": "keyword",
+    }
     headers, body = await asyncio.to_thread(
-        _librdkafka_search, stack.kafka.bootstrap_servers, stack.kafka.topic("search-requests"),
-        f"{stack.kafka.topic_prefix}.rdk-replies.{new_id()}", request)
+        _librdkafka_search,
+        stack.kafka.bootstrap_servers,
+        stack.kafka.topic("search-requests"),
+        f"{stack.kafka.topic_prefix}.rdk-replies.{new_id()}",
+        request,
+    )
     assert headers["correlation-id"] == b"rdk-1" and body["status"] == "ok"
     assert [h["doc_id"] for h in body["hits"]] == ["sky/telescopes.md"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -10,12 +12,13 @@ from services.chunking import split_text
 
 words = st.text(alphabet="abcdefghijklmnopqrstuvwxyzéü0123456789", min_size=1, max_size=12)
 texts = st.lists(words, min_size=0, max_size=400).flatmap(
-    lambda ws: st.lists(st.sampled_from([" ", "  ", "\n", "\n\n", "\t"]), min_size=len(ws),
-                        max_size=len(ws)).map(lambda seps: "".join(w + s for w, s in zip(ws, seps, strict=True)))
+    lambda ws: st.lists(
+        st.sampled_from([" ", "  ", "\n", "\n\n", "\t"]), min_size=len(ws), max_size=len(ws)
+    ).map(lambda seps: "".join(w + s for w, s in zip(ws, seps, strict=True)))
 )
-sizes = st.tuples(st.integers(min_value=20, max_value=300), st.integers(min_value=0, max_value=9)).map(
-    lambda t: (t[0], t[0] * t[1] // 20)
-)
+sizes = st.tuples(
+    st.integers(min_value=20, max_value=300), st.integers(min_value=0, max_value=9)
+).map(lambda t: (t[0], t[0] * t[1] // 20))
 
 
 @settings(max_examples=300, deadline=None)
@@ -26,7 +29,7 @@ def test_every_word_is_in_a_chunk_at_its_offset(text: str, size_overlap: tuple[i
     spans = split_text(text, size=size, overlap=overlap)
     covered = [False] * len(text)
     for span in spans:
-        assert text[span.start:span.end] == span.text
+        assert text[span.start : span.end] == span.text
         for i in range(span.start, span.end):
             covered[i] = True
     assert all(covered[i] for i, ch in enumerate(text) if not ch.isspace())
@@ -34,8 +37,10 @@ def test_every_word_is_in_a_chunk_at_its_offset(text: str, size_overlap: tuple[i
 
 @settings(max_examples=300, deadline=None)
 @given(text=texts, size_overlap=sizes)
-def test_chunks_respect_size_overlap_and_word_boundaries(text: str, size_overlap: tuple[int, int]) -> None:
-    """No chunk exceeds size, neighbours share at most ``overlap`` chars, and words (<= size) stay whole."""
+def test_chunks_respect_size_overlap_and_word_boundaries(
+    text: str, size_overlap: tuple[int, int]
+) -> None:
+    """No chunk exceeds size, neighbours share at most ``overlap`` chars, words stay whole."""
     size, overlap = size_overlap
     spans = split_text(text, size=size, overlap=overlap)
     for span in spans:
@@ -44,7 +49,7 @@ def test_chunks_respect_size_overlap_and_word_boundaries(text: str, size_overlap
         # a chunk starts and ends on word boundaries (words here are shorter than size)
         assert span.start == 0 or text[span.start - 1].isspace()
         assert span.end == len(text) or text[span.end].isspace()
-    for prev, nxt in zip(spans, spans[1:], strict=False):
+    for prev, nxt in itertools.pairwise(spans):
         assert nxt.start > prev.start
         assert prev.end - nxt.start <= overlap
 
@@ -67,8 +72,11 @@ def test_long_word_is_the_only_mid_word_cut() -> None:
 
 @pytest.mark.parametrize(
     ("size", "overlap"),
-    [pytest.param(0, 0, id="zero-size"), pytest.param(10, 10, id="overlap-equals-size"),
-     pytest.param(10, -1, id="negative-overlap")],
+    [
+        pytest.param(0, 0, id="zero-size"),
+        pytest.param(10, 10, id="overlap-equals-size"),
+        pytest.param(10, -1, id="negative-overlap"),
+    ],
 )
 def test_bad_parameters_raise(size: int, overlap: int) -> None:
     """Impossible sizes are refused instead of looping forever."""

@@ -25,10 +25,23 @@ from streams.errors import (
     UnsupportedSchemaError,
 )
 
-DOC = {"schema": "ragstream.document.v1", "op": "upsert", "id": "guide/intro.md", "tenant": "acme",
-       "title": "Intro", "text": "Hello world", "metadata": {"lang": "en", "rev": 3}}
-REQ = {"schema": "ragstream.search-request.v1", "query": "hello", "top_k": 5, "mode": "hybrid",
-       "filters": {"metadata.lang": "en"}, "tenant": "acme"}
+DOC = {
+    "schema": "ragstream.document.v1",
+    "op": "upsert",
+    "id": "guide/intro.md",
+    "tenant": "acme",
+    "title": "Intro",
+    "text": "Hello world",
+    "metadata": {"lang": "en", "rev": 3},
+}
+REQ = {
+    "schema": "ragstream.search-request.v1",
+    "query": "hello",
+    "top_k": 5,
+    "mode": "hybrid",
+    "filters": {"metadata.lang": "en"},
+    "tenant": "acme",
+}
 
 
 def _doc(value: object, *, max_bytes: int = 10_000, max_text_chars: int = 1000) -> object:
@@ -59,22 +72,53 @@ def test_encode_round_trips_with_schema_alias() -> None:
         pytest.param(b"\xff\xfe", MalformedMessageError, "", id="not-utf8"),
         pytest.param(b"[1, 2]", MalformedMessageError, "JSON object", id="array"),
         pytest.param(None, MalformedMessageError, "tombstone", id="tombstone"),
-        pytest.param({**DOC, "schema": "ragstream.document.v9"}, UnsupportedSchemaError, "v9", id="unknown-schema"),
-        pytest.param({k: v for k, v in DOC.items() if k != "schema"}, SchemaValidationError, "'schema'", id="no-schema"),
+        pytest.param(
+            {**DOC, "schema": "ragstream.document.v9"},
+            UnsupportedSchemaError,
+            "v9",
+            id="unknown-schema",
+        ),
+        pytest.param(
+            {k: v for k, v in DOC.items() if k != "schema"},
+            SchemaValidationError,
+            "'schema'",
+            id="no-schema",
+        ),
         pytest.param({**DOC, "op": "merge"}, SchemaValidationError, "'op'", id="unknown-op"),
-        pytest.param({k: v for k, v in DOC.items() if k != "text"}, SchemaValidationError, "'text'", id="missing-text"),
+        pytest.param(
+            {k: v for k, v in DOC.items() if k != "text"},
+            SchemaValidationError,
+            "'text'",
+            id="missing-text",
+        ),
         pytest.param({**DOC, "text": ""}, SchemaValidationError, "'text'", id="empty-text"),
-        pytest.param({**DOC, "text": "   \n "}, SchemaValidationError, "non-whitespace", id="blank-text"),
+        pytest.param(
+            {**DOC, "text": "   \n "}, SchemaValidationError, "non-whitespace", id="blank-text"
+        ),
         pytest.param({**DOC, "text": "x" * 1001}, PayloadTooLargeError, "1001", id="text-too-long"),
         pytest.param({**DOC, "tenant": ""}, SchemaValidationError, "'tenant'", id="empty-tenant"),
-        pytest.param({**DOC, "tenant": "a/b"}, SchemaValidationError, "'tenant'", id="tenant-with-slash"),
-        pytest.param({**DOC, "metadata": {"nested": {"x": 1}}}, SchemaValidationError, "metadata", id="nested-metadata"),
-        pytest.param({**DOC, "metadata": {"bad key": 1}}, SchemaValidationError, "metadata", id="bad-metadata-key"),
+        pytest.param(
+            {**DOC, "tenant": "a/b"}, SchemaValidationError, "'tenant'", id="tenant-with-slash"
+        ),
+        pytest.param(
+            {**DOC, "metadata": {"nested": {"x": 1}}},
+            SchemaValidationError,
+            "metadata",
+            id="nested-metadata",
+        ),
+        pytest.param(
+            {**DOC, "metadata": {"bad key": 1}},
+            SchemaValidationError,
+            "metadata",
+            id="bad-metadata-key",
+        ),
         pytest.param({**DOC, "surprise": 1}, SchemaValidationError, "surprise", id="unknown-field"),
         pytest.param({**DOC, "id": 42}, SchemaValidationError, "'id'", id="id-not-string"),
     ],
 )
-def test_bad_documents_raise_precise_errors(value: object, error: type[Exception], fragment: str) -> None:
+def test_bad_documents_raise_precise_errors(
+    value: object, error: type[Exception], fragment: str
+) -> None:
     """Each kind of bad document raises its own error class with a message naming the problem."""
     with pytest.raises(error) as info:
         _doc(value)
@@ -93,8 +137,12 @@ def test_search_request_decodes_and_validates() -> None:
     """A good request decodes; a bad top_k or mode names the field."""
     req = decode_search_request(json.dumps(REQ).encode(), max_bytes=10_000)
     assert req.filters == {"metadata.lang": "en"} and req.top_k == 5
-    for bad, field in [({**REQ, "top_k": 0}, "top_k"), ({**REQ, "mode": "fuzzy"}, "mode"),
-                       ({**REQ, "query": ""}, "query"), ({**REQ, "filters": {"a": {"b": 1}}}, "filters")]:
+    for bad, field in [
+        ({**REQ, "top_k": 0}, "top_k"),
+        ({**REQ, "mode": "fuzzy"}, "mode"),
+        ({**REQ, "query": ""}, "query"),
+        ({**REQ, "filters": {"a": {"b": 1}}}, "filters"),
+    ]:
         with pytest.raises(SchemaValidationError, match=field):
             decode_search_request(json.dumps(bad).encode(), max_bytes=10_000)
 
@@ -104,9 +152,25 @@ def test_result_models_serialise_to_the_documented_shape() -> None:
     result = json.loads(encode(IngestResult(id="a", tenant="t", status="indexed", chunks=2)))
     assert result["schema"] == "ragstream.ingest-result.v1" and result["error"] is None
     reply = json.loads(encode(SearchResult(correlation_id="c", status="ok")))
-    assert set(reply) >= {"schema", "correlation_id", "status", "hits", "degraded", "error", "took_ms"}
-    event = BreakerEvent.model_validate({"breaker": "elasticsearch", "from": "closed", "to": "open",
-                                         "at": "2026-01-01T00:00:00Z", "fail_counter": 3, "worker": "h:1"})
+    assert set(reply) >= {
+        "schema",
+        "correlation_id",
+        "status",
+        "hits",
+        "degraded",
+        "error",
+        "took_ms",
+    }
+    event = BreakerEvent.model_validate(
+        {
+            "breaker": "elasticsearch",
+            "from": "closed",
+            "to": "open",
+            "at": "2026-01-01T00:00:00Z",
+            "fail_counter": 3,
+            "worker": "h:1",
+        }
+    )
     assert json.loads(encode(event))["from"] == "closed"
 
 

@@ -40,11 +40,28 @@ def test_worker_environment_is_read_by_the_settings(monkeypatch) -> None:
     assert settings.chroma.url == env["CHROMA_URL"]
     assert settings.database_url.startswith("postgresql+asyncpg://")
     assert settings.database.pool_size == 20 and settings.database.max_overflow == 40
-    known = {"RAGSTREAM_ENV", "KAFKA_BOOTSTRAP_SERVERS", "RAGSTREAM_TOPIC_PREFIX", "KAFKA_PARTITIONS",
-             "KAFKA_FETCH_MAX_WAIT_MS", "ELASTICSEARCH_URL", "CHROMA_URL", "DATABASE_URL", "DB_POOL_SIZE",
-             "DB_MAX_OVERFLOW", "DB_POOL_PRE_PING", "DB_POOL_RECYCLE", "EMBEDDING_PROVIDER",
-             "OPENAI_API_KEY", "OPENAI_BASE_URL", "SENTRY_DSN", "SENTRY_ENVIRONMENT",
-             "SENTRY_TRACES_SAMPLE_RATE", "JWT_SECRET_KEY", "RAGSTREAM_LOG_FORMAT"}
+    known = {
+        "RAGSTREAM_ENV",
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "RAGSTREAM_TOPIC_PREFIX",
+        "KAFKA_PARTITIONS",
+        "KAFKA_FETCH_MAX_WAIT_MS",
+        "ELASTICSEARCH_URL",
+        "CHROMA_URL",
+        "DATABASE_URL",
+        "DB_POOL_SIZE",
+        "DB_MAX_OVERFLOW",
+        "DB_POOL_PRE_PING",
+        "DB_POOL_RECYCLE",
+        "EMBEDDING_PROVIDER",
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "SENTRY_DSN",
+        "SENTRY_ENVIRONMENT",
+        "SENTRY_TRACES_SAMPLE_RATE",
+        "JWT_SECRET_KEY",
+        "RAGSTREAM_LOG_FORMAT",
+    }
     assert set(env) <= known, set(env) - known
 
 

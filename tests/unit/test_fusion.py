@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -15,12 +17,17 @@ def _hits(*names: str) -> list[ScoredChunk]:
 
 def test_rrf_scores_are_sums_of_reciprocal_ranks() -> None:
     """A chunk ranked 1st and 3rd scores 1/61 + 1/63 with k=60."""
-    fused = reciprocal_rank_fusion({"vector": _hits("a", "b", "c"), "keyword": _hits("b", "x", "a")}, k=60)
+    fused = reciprocal_rank_fusion(
+        {"vector": _hits("a", "b", "c"), "keyword": _hits("b", "x", "a")}, k=60
+    )
     scores = {f.chunk.chunk.doc_id: f.score for f in fused}
     assert scores["a"] == 1 / 61 + 1 / 63
     assert scores["b"] == 1 / 62 + 1 / 61
     assert [f.chunk.chunk.doc_id for f in fused][:2] == ["b", "a"]
-    assert sorted(next(f for f in fused if f.chunk.chunk.doc_id == "a").sources) == ["keyword", "vector"]
+    assert sorted(next(f for f in fused if f.chunk.chunk.doc_id == "a").sources) == [
+        "keyword",
+        "vector",
+    ]
     assert next(f for f in fused if f.chunk.chunk.doc_id == "x").sources == ["keyword"]
 
 
@@ -40,4 +47,4 @@ def test_fusion_properties(left: list[str], right: list[str]) -> None:
     ids = [f.chunk.chunk.doc_id for f in a]
     assert sorted(ids) == sorted(set(left) | set(right))
     assert ids == [f.chunk.chunk.doc_id for f in b]
-    assert all(x.score >= y.score for x, y in zip(a, a[1:], strict=False))
+    assert all(x.score >= y.score for x, y in itertools.pairwise(a))

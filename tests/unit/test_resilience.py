@@ -18,8 +18,12 @@ from streams.errors import (
 
 def _breaker(**kw: object) -> tuple[Breaker, list[Transition]]:
     seen: list[Transition] = []
-    params: dict = {"fail_max": 3, "reset_timeout_s": 30.0, "call_timeout_s": 1.0,
-                    "unavailable": StoreUnavailableError} | kw
+    params: dict = {
+        "fail_max": 3,
+        "reset_timeout_s": 30.0,
+        "call_timeout_s": 1.0,
+        "unavailable": StoreUnavailableError,
+    } | kw
     breaker = Breaker("elasticsearch", **params, on_transition=[seen.append])
     return breaker, seen
 
@@ -131,8 +135,11 @@ async def test_half_open_admits_exactly_one_trial() -> None:
     gate.set()
     assert await trial == "recovered"
     assert breaker.state == "closed"
-    assert [(t.old, t.new) for t in seen] == [("closed", "open"), ("open", "half-open"),
-                                             ("half-open", "closed")]
+    assert [(t.old, t.new) for t in seen] == [
+        ("closed", "open"),
+        ("open", "half-open"),
+        ("half-open", "closed"),
+    ]
 
 
 async def test_failed_trial_reopens() -> None:

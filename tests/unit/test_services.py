@@ -46,12 +46,27 @@ class BagOfWordsEmbedder:
 
 
 @pytest.fixture
-def parts() -> tuple[Indexer, Searcher, MemoryVectorStore, MemoryKeywordStore, MemoryCatalog, BagOfWordsEmbedder]:
+def parts() -> tuple[
+    Indexer, Searcher, MemoryVectorStore, MemoryKeywordStore, MemoryCatalog, BagOfWordsEmbedder
+]:
     """An indexer and a searcher sharing in-memory stores."""
-    vectors, keywords, catalog, embedder = MemoryVectorStore(), MemoryKeywordStore(), MemoryCatalog(), BagOfWordsEmbedder()
-    indexer = Indexer(catalog=catalog, vectors=vectors, keywords=keywords, embedder=embedder,
-                      settings=IngestSettings(chunk_size=60, chunk_overlap=10), embed_batch_size=4)
-    searcher = Searcher(vectors=vectors, keywords=keywords, embedder=embedder, settings=SearchSettings())
+    vectors, keywords, catalog, embedder = (
+        MemoryVectorStore(),
+        MemoryKeywordStore(),
+        MemoryCatalog(),
+        BagOfWordsEmbedder(),
+    )
+    indexer = Indexer(
+        catalog=catalog,
+        vectors=vectors,
+        keywords=keywords,
+        embedder=embedder,
+        settings=IngestSettings(chunk_size=60, chunk_overlap=10),
+        embed_batch_size=4,
+    )
+    searcher = Searcher(
+        vectors=vectors, keywords=keywords, embedder=embedder, settings=SearchSettings()
+    )
     return indexer, searcher, vectors, keywords, catalog, embedder
 
 
@@ -75,7 +90,9 @@ async def test_index_update_unchanged_delete(parts) -> None:  # type: ignore[no-
     assert await vectors.count("t", "d") == await keywords.count("t", "d") == 1
     record = await catalog.get("t", "d")
     assert record is not None and record.chunk_count == 1
-    assert (await indexer.handle(DocumentDelete(op="delete", id="d", tenant="t"))).status == "deleted"
+    assert (
+        await indexer.handle(DocumentDelete(op="delete", id="d", tenant="t"))
+    ).status == "deleted"
     assert await vectors.count("t", "d") == await keywords.count("t", "d") == 0
     assert await catalog.get("t", "d") is None
 
@@ -90,19 +107,34 @@ async def test_changed_metadata_reindexes(parts) -> None:  # type: ignore[no-unt
 async def test_hybrid_search_fuses_and_confines_to_tenant(parts) -> None:  # type: ignore[no-untyped-def]
     """Hybrid hits come from both legs, one tenant only, with filters applied."""
     indexer, searcher, *_ = parts
-    await indexer.handle(_doc("apples and pears grow on trees", doc_id="fruit", metadata={"kind": "food"}))
-    await indexer.handle(_doc("kafka partitions and offsets", doc_id="kafka", metadata={"kind": "ops"}))
+    await indexer.handle(
+        _doc("apples and pears grow on trees", doc_id="fruit", metadata={"kind": "food"})
+    )
+    await indexer.handle(
+        _doc("kafka partitions and offsets", doc_id="kafka", metadata={"kind": "ops"})
+    )
     await indexer.handle(_doc("apples apples apples", doc_id="secret", tenant="other"))
-    result = await searcher.search(SearchRequest(query="apples trees", tenant="t"), correlation_id="c1")
+    result = await searcher.search(
+        SearchRequest(query="apples trees", tenant="t"), correlation_id="c1"
+    )
     assert result.status == "ok" and result.correlation_id == "c1"
     assert result.hits[0].doc_id == "fruit" and set(result.hits[0].sources) == {"keyword", "vector"}
     assert all(h.doc_id != "secret" for h in result.hits)
-    filtered = await searcher.search(SearchRequest(query="apples", tenant="t", filters={"metadata.kind": "ops"}))
+    filtered = await searcher.search(
+        SearchRequest(query="apples", tenant="t", filters={"metadata.kind": "ops"})
+    )
     assert {h.doc_id for h in filtered.hits} <= {"kafka"}
 
 
-@pytest.mark.parametrize("key", [pytest.param("tenant", id="tenant"), pytest.param("metadata", id="bare-metadata"),
-                                 pytest.param("metadata.a.b", id="nested"), pytest.param("$or", id="operator")])
+@pytest.mark.parametrize(
+    "key",
+    [
+        pytest.param("tenant", id="tenant"),
+        pytest.param("metadata", id="bare-metadata"),
+        pytest.param("metadata.a.b", id="nested"),
+        pytest.param("$or", id="operator"),
+    ],
+)
 async def test_filters_cannot_reach_other_fields(parts, key: str) -> None:  # type: ignore[no-untyped-def]
     """Only ``doc_id`` and ``metadata.<key>`` filters are accepted."""
     _, searcher, *_ = parts
@@ -120,7 +152,9 @@ async def test_one_leg_down_degrades_both_down_errors(parts) -> None:  # type: i
     assert result.hits and result.hits[0].sources == ["vector"]
     vectors.error = StoreUnavailableError("chroma down")
     result = await searcher.search(SearchRequest(query="apples", tenant="t"))
-    assert result.status == "error" and result.error is not None and result.error.code == "unavailable"
+    assert (
+        result.status == "error" and result.error is not None and result.error.code == "unavailable"
+    )
     assert sorted(result.degraded) == ["keyword", "vector"]
 
 
@@ -128,10 +162,17 @@ async def test_open_breaker_fails_fast_in_search(parts) -> None:  # type: ignore
     """With the keyword breaker open, search degrades without calling the store at all."""
     indexer, _, vectors, keywords, _, embedder = parts
     await indexer.handle(_doc("apples and pears", doc_id="fruit"))
-    breaker = Breaker("elasticsearch", fail_max=1, reset_timeout_s=60, call_timeout_s=1,
-                      unavailable=StoreUnavailableError)
+    breaker = Breaker(
+        "elasticsearch",
+        fail_max=1,
+        reset_timeout_s=60,
+        call_timeout_s=1,
+        unavailable=StoreUnavailableError,
+    )
     guarded = Guarded(keywords, breaker)
-    searcher = Searcher(vectors=vectors, keywords=guarded, embedder=embedder, settings=SearchSettings())  # type: ignore[arg-type]
+    searcher = Searcher(
+        vectors=vectors, keywords=guarded, embedder=embedder, settings=SearchSettings()
+    )  # type: ignore[arg-type]
     keywords.error = StoreUnavailableError("es down")
     await searcher.search(SearchRequest(query="apples", tenant="t"))
     keywords.error = None  # healthy again, but the breaker is open: it must not be called
@@ -144,8 +185,14 @@ async def test_top_k_is_capped_and_query_length_checked(parts) -> None:  # type:
     indexer, _, vectors, keywords, _, embedder = parts
     for i in range(8):
         await indexer.handle(_doc(f"common word number {i}", doc_id=f"d{i}"))
-    searcher = Searcher(vectors=vectors, keywords=keywords, embedder=embedder,
-                        settings=SearchSettings(max_top_k=3, max_query_chars=20))
-    assert len((await searcher.search(SearchRequest(query="common", tenant="t", top_k=50))).hits) == 3
+    searcher = Searcher(
+        vectors=vectors,
+        keywords=keywords,
+        embedder=embedder,
+        settings=SearchSettings(max_top_k=3, max_query_chars=20),
+    )
+    assert (
+        len((await searcher.search(SearchRequest(query="common", tenant="t", top_k=50))).hits) == 3
+    )
     with pytest.raises(SchemaValidationError, match="limit is 20"):
         await searcher.search(SearchRequest(query="x" * 21, tenant="t"))

@@ -43,8 +43,12 @@ def test_documented_environment_variables_are_read(monkeypatch: pytest.MonkeyPat
     assert s.kafka.topic("documents") == "prod.documents"
     assert s.elasticsearch.url == "http://es:9200" and s.chroma.url == "http://chroma:8000"
     assert s.database_url == "postgresql+asyncpg://u@db/rag"
-    assert (s.database.pool_size, s.database.max_overflow, s.database.pool_pre_ping,
-            s.database.pool_recycle) == (7, 9, False, 60)
+    assert (
+        s.database.pool_size,
+        s.database.max_overflow,
+        s.database.pool_pre_ping,
+        s.database.pool_recycle,
+    ) == (7, 9, False, 60)
     assert s.embedding.provider == "openai" and s.openai.base_url == "http://127.0.0.1:1/v1"
     assert s.sentry.traces_sample_rate == 0.5
     assert s.openai.api_key is not None and s.openai.api_key.get_secret_value() == "sk-test-123"
