@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import Field
 
@@ -11,7 +11,7 @@ from schemas._base import WireModel
 
 __all__ = ["BREAKER_EVENT_SCHEMA", "BreakerEvent"]
 
-BREAKER_EVENT_SCHEMA = "ragstream.breaker-event.v1"
+BREAKER_EVENT_SCHEMA: Final = "ragstream.breaker-event.v1"
 
 State = Literal["closed", "open", "half-open"]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 from pydantic import Field, StringConstraints
 
@@ -10,7 +10,7 @@ from schemas._base import WireModel
 
 __all__ = ["DOCUMENT_SCHEMA", "DocumentDelete", "DocumentMessage", "DocumentUpsert", "Metadata"]
 
-DOCUMENT_SCHEMA = "ragstream.document.v1"
+DOCUMENT_SCHEMA: Final = "ragstream.document.v1"
 
 MetadataValue = str | int | float | bool
 Metadata = dict[

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import Field
 
@@ -10,7 +10,7 @@ from schemas._base import WireModel
 
 __all__ = ["INGEST_RESULT_SCHEMA", "ErrorInfo", "IngestResult"]
 
-INGEST_RESULT_SCHEMA = "ragstream.ingest-result.v1"
+INGEST_RESULT_SCHEMA: Final = "ragstream.ingest-result.v1"
 
 
 class ErrorInfo(WireModel):

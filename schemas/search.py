@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Final, Literal
 
 from pydantic import Field
 
@@ -18,8 +18,8 @@ __all__ = [
     "SearchResult",
 ]
 
-SEARCH_REQUEST_SCHEMA = "ragstream.search-request.v1"
-SEARCH_RESULT_SCHEMA = "ragstream.search-result.v1"
+SEARCH_REQUEST_SCHEMA: Final = "ragstream.search-request.v1"
+SEARCH_RESULT_SCHEMA: Final = "ragstream.search-result.v1"
 
 Mode = Literal["hybrid", "vector", "keyword"]
 
