@@ -21,9 +21,38 @@ from streams.client import SearchClient
 from streams.errors import RagstreamError
 from streams.settings import KafkaSettings
 
-__all__ = ["WorkerProcess", "produce", "read_until"]
+__all__ = ["WorkerProcess", "isolated_env", "produce", "read_until"]
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def isolated_env(
+    *, kafka_bootstrap: str, elasticsearch_url: str, data_dir: Path, **overrides: str
+) -> dict[str, str]:
+    """A worker environment isolated by topic prefix, group, index, collection and catalog.
+
+    Chroma is embedded in ``data_dir`` and the catalog is SQLite there unless overridden
+    (``CHROMA_URL=...``, ``DATABASE_URL=...``); any other variable can be overridden too.
+    """
+    prefix = f"t{uuid.uuid4().hex[:8]}"
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "RAGSTREAM_TOPIC_PREFIX": prefix,
+        "KAFKA_CONSUMER_GROUP": f"{prefix}-worker",
+        "KAFKA_PARTITIONS": "2",
+        # Tansu holds every JoinGroup for the full rebalance timeout: keep both short.
+        "KAFKA_SESSION_TIMEOUT_S": "3",
+        "KAFKA_REBALANCE_TIMEOUT_S": "1",
+        "ELASTICSEARCH_URL": elasticsearch_url,
+        "ELASTICSEARCH_INDEX_PREFIX": f"{prefix}-chunks",
+        "ELASTICSEARCH_REFRESH": "true",
+        "CHROMA_URL": "",
+        "CHROMA_COLLECTION_PREFIX": prefix,
+        "RAGSTREAM_DATA_DIR": str(data_dir),
+        "DATABASE_URL": f"sqlite+aiosqlite:///{data_dir / 'catalog.db'}",
+        "RAGSTREAM_LOG_FORMAT": "json",
+    }
+    return env | overrides
 
 
 class WorkerProcess:

@@ -19,7 +19,9 @@ def _kafka(bootstrap: str, prefix: str) -> KafkaSettings:
     return KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=prefix)
 
 
-async def test_search_without_a_worker_times_out_clearly(kafka_bootstrap: str, topic_prefix: str) -> None:
+async def test_search_without_a_worker_times_out_clearly(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
     """No worker consuming: the request fails after its timeout with a message that says why."""
     kafka = _kafka(kafka_bootstrap, topic_prefix)
     await ensure_topics(kafka)
@@ -40,8 +42,12 @@ async def test_reply_channel_matches_concurrent_replies_by_correlation_id(
     try:
         futures = {cid: channel.expect(cid) for cid in ("a", "b", "c")}
         for cid in ("c", "stray", "a", "b"):
-            await produce(kafka_bootstrap, channel.reply_topic, value=cid.encode(),
-                          headers=[("correlation-id", cid.encode())])
+            await produce(
+                kafka_bootstrap,
+                channel.reply_topic,
+                value=cid.encode(),
+                headers=[("correlation-id", cid.encode())],
+            )
         async with asyncio.timeout(30):
             values = {cid: (await f).value for cid, f in futures.items()}
         assert values == {"a": b"a", "b": b"b", "c": b"c"}
@@ -49,7 +55,9 @@ async def test_reply_channel_matches_concurrent_replies_by_correlation_id(
         await channel.aclose()
 
 
-async def test_reply_topic_is_private_and_deleted_on_close(kafka_bootstrap: str, topic_prefix: str) -> None:
+async def test_reply_topic_is_private_and_deleted_on_close(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
     """Each client gets its own reply topic, which exists while it runs and is gone after."""
     kafka = _kafka(kafka_bootstrap, topic_prefix)
     await ensure_topics(kafka)

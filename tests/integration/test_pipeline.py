@@ -7,11 +7,9 @@ tests never see each other's documents.
 from __future__ import annotations
 
 import json
-import secrets
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -26,7 +24,14 @@ from streams.client import IngestClient, SearchClient
 from streams.errors import RemoteError
 from streams.runtime import collection_name
 from streams.settings import KafkaSettings, Settings
-from tests.integration.harness import WorkerProcess, new_id, produce, read_until, value_json
+from tests.integration.harness import (
+    WorkerProcess,
+    isolated_env,
+    new_id,
+    produce,
+    read_until,
+    value_json,
+)
 
 CORPUS = {
     "garden/tomatoes.md": (
@@ -76,28 +81,15 @@ def worker_env(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, str]]:
     """Environment of a worker isolated by topic prefix, index, collection and catalog."""
-    prefix = f"t{secrets.token_hex(4)}"
-    data_dir: Path = tmp_path_factory.mktemp("worker")
-    yield {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "RAGSTREAM_TOPIC_PREFIX": prefix,
-        "KAFKA_CONSUMER_GROUP": f"{prefix}-worker",
-        "KAFKA_PARTITIONS": "2",
-        # Tansu holds every JoinGroup for the full rebalance timeout: keep both short.
-        "KAFKA_SESSION_TIMEOUT_S": "3",
-        "KAFKA_REBALANCE_TIMEOUT_S": "1",
-        "ELASTICSEARCH_URL": elasticsearch_url,
-        "ELASTICSEARCH_INDEX_PREFIX": f"{prefix}-chunks",
-        "ELASTICSEARCH_REFRESH": "true",
-        "CHROMA_URL": chroma_url,
-        "CHROMA_COLLECTION_PREFIX": prefix,
-        "RAGSTREAM_DATA_DIR": str(data_dir),
-        "DATABASE_URL": f"sqlite+aiosqlite:///{data_dir / 'catalog.db'}",
-        "INGEST_MAX_TEXT_CHARS": "20000",
-        "INGEST_CHUNK_SIZE": "200",
-        "INGEST_CHUNK_OVERLAP": "40",
-        "RAGSTREAM_LOG_FORMAT": "json",
-    }
+    yield isolated_env(
+        kafka_bootstrap=kafka_bootstrap,
+        elasticsearch_url=elasticsearch_url,
+        data_dir=tmp_path_factory.mktemp("worker"),
+        CHROMA_URL=chroma_url,
+        INGEST_MAX_TEXT_CHARS="20000",
+        INGEST_CHUNK_SIZE="200",
+        INGEST_CHUNK_OVERLAP="40",
+    )
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
