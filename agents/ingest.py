@@ -16,9 +16,11 @@ import structlog
 from schemas.document import DocumentUpsert
 from schemas.headers import Headers
 from schemas.ingest import ErrorInfo, IngestResult
+from services.auth import authorize_document
 from streams.codec import decode_document, encode, header
-from streams.errors import InvalidMessageError, RagstreamError, SchemaValidationError
+from streams.errors import AuthError, InvalidMessageError, RagstreamError, SchemaValidationError
 from streams.messaging import hold_until_done, send, send_dead_letter
+from streams.observability import report_agent_failure
 from streams.runtime import Runtime
 
 __all__ = ["handle_document"]
@@ -36,6 +38,17 @@ async def handle_document(runtime: Runtime, producer: Any, message: Any) -> Inge
     tenant = None
     settings = runtime.settings
     try:
+        # Authenticate before reading the body: an anonymous sender learns nothing about it.
+        # (API keys and user tokens are checked in SQL: while it is down, the stream waits.)
+        principal = await hold_until_done(
+            lambda: runtime.auth.authenticate(
+                authorization=header(message.headers, Headers.AUTHORIZATION),
+                api_key=header(message.headers, Headers.API_KEY),
+            ),
+            initial_s=settings.ingest.retry_initial_s,
+            max_s=settings.ingest.retry_max_s,
+            what="authenticate",
+        )
         doc = decode_document(
             message.value,
             max_bytes=settings.kafka.max_message_bytes,
@@ -46,6 +59,8 @@ async def handle_document(runtime: Runtime, producer: Any, message: Any) -> Inge
             raise SchemaValidationError(
                 f"message key {key!r} differs from field 'id' {doc.id!r}; the key must be the id"
             )
+        # The tenant comes from the credential: a body naming another tenant is refused.
+        authorize_document(principal, tenant=doc.tenant, op=doc.op)
         with structlog.contextvars.bound_contextvars(doc_id=doc.id, tenant=doc.tenant):
             assert runtime.indexer is not None
             indexer = runtime.indexer
@@ -66,8 +81,13 @@ async def handle_document(runtime: Runtime, producer: Any, message: Any) -> Inge
         log.info("document_" + outcome.status, chunks=outcome.chunks, took_ms=result.took_ms,
                  op="upsert" if isinstance(doc, DocumentUpsert) else "delete")
     except Exception as exc:  # noqa: BLE001 - bad input or a bug: dead-letter it, never crash
-        if not isinstance(exc, InvalidMessageError):
+        if isinstance(exc, AuthError):  # expected; never with the credential
+            log.warning("ingest_refused", error_code=exc.code, reason=exc.message)
+        elif not isinstance(exc, InvalidMessageError):
             log.exception("ingest_failed", error_type=type(exc).__name__)
+            report_agent_failure(exc, agent="ingest", message=message,
+                                 breakers=runtime.breaker_tags(), document_id=doc_id,
+                                 correlation_id=correlation_id, tenant=tenant)
         await send_dead_letter(
             producer,
             runtime.topics.dead_letters,

@@ -18,9 +18,11 @@ import structlog
 from schemas.headers import Headers
 from schemas.ingest import ErrorInfo
 from schemas.search import SearchResult
+from services.auth import authorize_search
 from streams.codec import decode_search_request, encode, header, headers_to_list
 from streams.errors import RagstreamError, SchemaValidationError
 from streams.messaging import send, send_dead_letter
+from streams.observability import report_agent_failure
 from streams.runtime import Runtime
 
 __all__ = ["handle_search"]
@@ -47,7 +49,13 @@ async def handle_search(runtime: Runtime, producer: Any, message: Any) -> Search
         )
         return None
     try:
+        principal = await runtime.auth.authenticate(
+            authorization=header(message.headers, Headers.AUTHORIZATION),
+            api_key=header(message.headers, Headers.API_KEY),
+        )
         request = decode_search_request(message.value, max_bytes=runtime.settings.kafka.max_message_bytes)
+        # The request's tenant must be the credential's (refused, not silently rewritten).
+        authorize_search(principal, tenant=request.tenant)
         if correlation_id is None:
             raise SchemaValidationError("header 'correlation-id' is required on a search request")
         with structlog.contextvars.bound_contextvars(tenant=request.tenant, mode=request.mode):
@@ -56,6 +64,8 @@ async def handle_search(runtime: Runtime, producer: Any, message: Any) -> Search
     except Exception as exc:  # noqa: BLE001 - every failure becomes an error reply
         if not isinstance(exc, RagstreamError):
             log.exception("search_failed", error_type=type(exc).__name__)
+            report_agent_failure(exc, agent="search", message=message,
+                                 breakers=runtime.breaker_tags(), correlation_id=correlation_id)
         code = exc.code if isinstance(exc, RagstreamError) else "internal"
         result = SearchResult(
             correlation_id=correlation_id, status="error",

@@ -15,7 +15,7 @@ import structlog
 
 from agents.ingest import handle_document
 from agents.search import handle_search
-from streams import faust_transport
+from streams import faust_transport, observability
 from streams.messaging import hold_until_done
 from streams.runtime import Runtime
 from streams.settings import Settings
@@ -60,6 +60,9 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> faust.App:
     )
     rt = runtime or Runtime(settings)
     app.ragstream_runtime = rt  # type: ignore[attr-defined]
+    rt.breaker_events.use_producer(lambda: app.producer)
+    rt.breaker_events.on_death(lambda exc: observability.capture_exception(
+        exc, tags={"component": "breaker-events"}))
 
     async def ready() -> None:
         # A store that is down at start holds the agents; it does not crash them.
@@ -76,7 +79,7 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> faust.App:
             msg = event.message
             with structlog.contextvars.bound_contextvars(
                 topic=msg.topic, partition=msg.partition, offset=msg.offset
-            ):
+            ), observability.message_transaction("ingest", msg):
                 await handle_document(rt, app.producer, msg)
 
     @app.agent(requests, name="search", concurrency=settings.search.concurrency)
@@ -86,24 +89,33 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> faust.App:
             msg = event.message
             with structlog.contextvars.bound_contextvars(
                 topic=msg.topic, partition=msg.partition, offset=msg.offset
-            ):
+            ), observability.message_transaction("search", msg):
                 await handle_search(rt, app.producer, msg)
 
     @app.task
     async def _warm_up() -> None:
         await ready()
 
+    @app.task
+    async def _publish_breaker_events() -> None:
+        # Not behind ready(): a store down at startup is exactly what must be published.
+        # If this raises, Faust crashes the worker: the publisher's death is loud.
+        observability.enable_asyncio()
+        await rt.breaker_events.run()
+
     return app
 
 
 def run_worker(settings: Settings) -> None:
     """Create the topics, then run the worker until a signal stops it."""
+    observability.init_sentry(settings.sentry)
     asyncio.run(ensure_topics(settings.kafka))
     app = build_app(settings)
     runtime: Runtime = app.ragstream_runtime  # type: ignore[attr-defined]
 
     @app.on_before_shutdown.connect  # type: ignore[misc]
     async def _close(app: Any, **kwargs: Any) -> None:
+        await runtime.breaker_events.drain(timeout_s=5.0)
         await runtime.aclose()
 
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True,

@@ -48,11 +48,18 @@ def _configure_logging(settings: Settings) -> None:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run the worker against the configured services."""
+    from services.auth_tokens import check_auth_settings
     from streams.app import run_worker
+    from streams.errors import ConfigError
 
     settings = _settings()
     _configure_logging(settings)
-    run_worker(settings)
+    try:
+        check_auth_settings(settings)  # fail fast, before connecting to anything
+        run_worker(settings)
+    except ConfigError as exc:  # unsafe or unusable settings: refuse to start, say why
+        print(f"ragstream worker: refusing to start: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -98,6 +105,14 @@ def cmd_schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_credentials(p: argparse.ArgumentParser) -> None:
+    """``--token`` / ``--api-key`` (from ``RAGSTREAM_TOKEN`` / ``RAGSTREAM_API_KEY``)."""
+    p.add_argument("--token", default=os.environ.get("RAGSTREAM_TOKEN"),
+                   help="JWT sent as 'authorization: Bearer' (default $RAGSTREAM_TOKEN)")
+    p.add_argument("--api-key", default=os.environ.get("RAGSTREAM_API_KEY"),
+                   help="API key sent as 'x-api-key' (default $RAGSTREAM_API_KEY)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ragstream", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -117,6 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--id", dest="doc_id", help="document id (only with a single file)")
     p.add_argument("--wait", action="store_true", help="wait for each ingest result")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait with --wait")
+    _add_credentials(p)
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("search", help="search over topics")
@@ -128,17 +144,21 @@ def _parser() -> argparse.ArgumentParser:
                    help="exact-match filter, e.g. metadata.lang=en (repeatable)")
     p.add_argument("--json", action="store_true", help="print the raw JSON result")
     p.add_argument("--timeout", type=float, default=15.0)
+    _add_credentials(p)
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("delete", help="delete a document from both stores and the catalog")
     p.add_argument("doc_id", metavar="ID")
     p.add_argument("--tenant", default=os.environ.get("RAGSTREAM_TENANT", "default"))
     p.add_argument("--timeout", type=float, default=60.0)
+    _add_credentials(p)
     p.set_defaults(func=cmd_delete)
 
     p = sub.add_parser("schemas", help="write the contract's JSON Schema files")
     p.add_argument("--out", default="schemas/json")
     p.set_defaults(func=cmd_schemas)
+    __import__("streams.cli_breakers", fromlist=["register"]).register(sub)
+    __import__("streams.cli_auth", fromlist=["register"]).register(sub)
     return parser
 
 

@@ -76,7 +76,7 @@ async def ingest_paths(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     counts: Counter[str] = Counter()
     try:
-        async with IngestClient(settings.kafka) as client:
+        async with IngestClient(settings.kafka, token=args.token, api_key=args.api_key) as client:
             with Progress(console=console, transient=False) as progress:
                 task = progress.add_task("producing", total=len(docs))
                 futures = []
@@ -114,7 +114,7 @@ async def ingest_paths(settings: Settings, args: argparse.Namespace) -> int:
 async def delete_document(settings: Settings, args: argparse.Namespace) -> int:
     """Delete one document and wait for the result."""
     try:
-        async with IngestClient(settings.kafka) as client:
+        async with IngestClient(settings.kafka, token=args.token, api_key=args.api_key) as client:
             result = await client.ingest(
                 DocumentDelete(op="delete", id=args.doc_id, tenant=args.tenant),
                 timeout_s=args.timeout,

@@ -6,7 +6,7 @@ assignment from its beginning (no consumer group to join, no reliance on
 ``seek_to_end``), and the client is ready only once that consumer has its position:
 a request is never sent before its reply could be read.
 
-    async with SearchClient(settings.kafka) as client:
+    async with SearchClient(settings.kafka, token=jwt) as client:  # or api_key="rsk_..."
         result = await client.search("how do I rotate keys?", tenant="acme", top_k=5)
 """
 
@@ -166,11 +166,17 @@ class ReplyChannel:
 
 
 class _Client:
-    def __init__(self, kafka: KafkaSettings, *, token: str | None = None) -> None:
+    def __init__(
+        self, kafka: KafkaSettings, *, token: str | None = None, api_key: str | None = None
+    ) -> None:
+        if token and api_key:
+            raise ValueError("pass either token= or api_key=, not both")
         self._kafka = kafka
         self.topics = Topics.from_settings(kafka)
         self._channel = ReplyChannel(kafka)
         self._auth = [(Headers.AUTHORIZATION, f"Bearer {token}".encode())] if token else []
+        if api_key:
+            self._auth = [(Headers.API_KEY, api_key.encode())]
 
     async def __aenter__(self) -> Self:
         await self._channel.start()

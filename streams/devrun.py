@@ -59,12 +59,21 @@ def run_dev(*, data_dir: Path, kafka_port: int, elasticsearch_port: int) -> int:
             "KAFKA_SESSION_TIMEOUT_S": os.environ.get("KAFKA_SESSION_TIMEOUT_S", "6"),
             "KAFKA_REBALANCE_TIMEOUT_S": os.environ.get("KAFKA_REBALANCE_TIMEOUT_S", "2"),
             "ELASTICSEARCH_REFRESH": os.environ.get("ELASTICSEARCH_REFRESH", "true"),
+            # Only the dev stack defaults to no authentication (RAGSTREAM_AUTH=required: on).
+            "RAGSTREAM_AUTH": os.environ.get("RAGSTREAM_AUTH", "disabled"),
         }
         _say(f"chroma (embedded, persistent)                              {data_dir / 'chroma'}")
         _say(
             f"catalog (SQLite)                                           {data_dir / 'catalog.db'}"
         )
         _say("embeddings: local all-MiniLM-L6-v2 (int8 ONNX, no network)")
+        if env["RAGSTREAM_AUTH"] == "disabled":
+            _say("!" * 78)
+            _say("AUTHENTICATION IS DISABLED: any client may write and search any tenant.")
+            _say("Development only. Set RAGSTREAM_AUTH=required and JWT_SECRET_KEY to try auth.")
+            _say("!" * 78)
+        else:
+            _say("authentication: required (RAGSTREAM_AUTH=required)")
         state.write_text(json.dumps({"pid": os.getpid(), "env": env}, indent=2))
         worker = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker"], env={**os.environ, **env}

@@ -18,6 +18,9 @@ Stores translate their clients' exceptions into these at their boundary; agents 
     ├── DependencyRejectedError         dependency_rejected no
     │   ├── StoreRejectedError          store_rejected  no
     │   └── EmbeddingRejectedError      embedding_rejected no
+    ├── AuthError                       auth            no
+    │   ├── AuthenticationError         unauthenticated no
+    │   └── AuthorizationError          forbidden       no
     ├── RequestTimeoutError             timeout         yes
     └── RemoteError                     (the worker's)  no
 """
@@ -25,6 +28,9 @@ Stores translate their clients' exceptions into these at their boundary; agents 
 from __future__ import annotations
 
 __all__ = [
+    "AuthError",
+    "AuthenticationError",
+    "AuthorizationError",
     "BreakerOpenError",
     "ConfigError",
     "DependencyError",
@@ -145,6 +151,25 @@ class EmbeddingRejectedError(DependencyRejectedError):
     """The embedding provider refused the input (too long, bad model name)."""
 
     code = "embedding_rejected"
+
+
+class AuthError(RagstreamError):
+    """A message's credentials do not allow it: reject it, never retry (messages never say why
+    in more detail than needed, and never contain the credential itself)."""
+
+    code = "auth"
+
+
+class AuthenticationError(AuthError):
+    """No credential, or one that is malformed, forged, expired, revoked or disabled."""
+
+    code = "unauthenticated"
+
+
+class AuthorizationError(AuthError):
+    """A valid credential without the scope or tenant the message needs."""
+
+    code = "forbidden"
 
 
 class RequestTimeoutError(RagstreamError):

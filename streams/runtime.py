@@ -14,13 +14,17 @@ from typing import Any
 
 import structlog
 
+from services.auth import Authenticator
 from services.embedding import Embedder, build_embedder
 from services.indexing import Indexer
-from services.resilience import Breaker, Guarded
+from services.resilience import Breaker, BreakerStatus, Guarded, get_breaker_status
+from services.retry import Retrying
 from services.search import Searcher
 from stores.catalog import Catalog
 from stores.chroma import ChromaVectorStore
 from stores.elastic import ElasticKeywordStore
+from streams import observability
+from streams.breaker_events import BreakerEventPublisher
 from streams.errors import EmbeddingUnavailableError, StoreUnavailableError
 from streams.settings import Settings
 from streams.topics import Topics
@@ -50,6 +54,8 @@ class Runtime:
         self.worker = worker_name(settings)
         self.embedder: Embedder = build_embedder(settings)
         self.catalog = Catalog.from_settings(settings)
+        # Refuses unusable (or, in production, unsafe) auth settings: the worker does not start.
+        self.auth = Authenticator.from_settings(settings)
         self.keywords = ElasticKeywordStore(
             url=settings.elasticsearch.url,
             index=settings.elasticsearch.index_prefix,
@@ -79,6 +85,12 @@ class Runtime:
                                      unavailable=StoreUnavailableError),
         }
         self._embedding_breaker = self.breakers[embedding]
+        # Transitions: logged and put on the events topic (the app gives it a producer),
+        # and an opening is a Sentry warning.
+        self.breaker_events = BreakerEventPublisher(self.topics.breaker_events, worker=self.worker)
+        self.breaker_events.attach(self.breakers.values())
+        for breaker in self.breakers.values():
+            breaker.subscribe(observability.on_breaker_transition)
         self.vectors: ChromaVectorStore | None = None
         self.indexer: Indexer | None = None
         self.searcher: Searcher | None = None
@@ -102,15 +114,27 @@ class Runtime:
             timeout_s=self.settings.chroma.timeout_s,
         )
         # Every outside call goes through its breaker from here on.
-        embedder: Any = Guarded(self.embedder, self._embedding_breaker, unguarded=("aclose", "start"))
-        vectors: Any = Guarded(self.vectors, self.breakers["vectordb"])
-        keywords: Any = Guarded(self.keywords, self.breakers["elasticsearch"])
+        # Each call is also a Sentry span of the message's transaction.
+        guarded: Any = Guarded(self.embedder, self._embedding_breaker,
+                               unguarded=("aclose", "start"))
+        embedder: Any = observability.Traced(guarded, op="embedding")
+        vectors: Any = observability.Traced(Guarded(self.vectors, self.breakers["vectordb"]),
+                                            op="vector")
+        keywords: Any = observability.Traced(Guarded(self.keywords, self.breakers["elasticsearch"]),
+                                             op="keyword")
+        catalog: Any = observability.Traced(self.catalog, op="catalog")
         await asyncio.gather(self.catalog.start(), keywords.start(), vectors.start())
+        await self.auth.start(self.settings)
+        # Ingest retries a transient embedding failure (a 429, a 5xx) a few times inside the
+        # closed breaker before holding the message; search fails fast and degrades instead.
+        ingest_embedder: Any = embedder
+        if self.settings.embedding.provider == "openai":
+            ingest_embedder = Retrying(embedder, methods=("embed",))
         self.indexer = Indexer(
-            catalog=self.catalog,
+            catalog=catalog,
             vectors=vectors,
             keywords=keywords,
-            embedder=embedder,
+            embedder=ingest_embedder,
             settings=self.settings.ingest,
             embed_batch_size=self.settings.embedding.batch_size,
         )
@@ -128,9 +152,18 @@ class Runtime:
             elasticsearch=self.settings.elasticsearch.url,
         )
 
+    def get_breaker_status(self) -> dict[str, BreakerStatus]:
+        """State, fail counter, last failure and whether calls are allowed, per breaker."""
+        return get_breaker_status(self.breakers)
+
+    def breaker_tags(self) -> dict[str, str]:
+        """``breaker.<name>: <state>`` for every breaker (Sentry tags)."""
+        return {f"breaker.{name}": b.state for name, b in self.breakers.items()}
+
     async def aclose(self) -> None:
         """Close every client; safe to call twice."""
-        closers = [self.catalog.aclose(), self.keywords.aclose(), self.embedder.aclose()]
+        closers = [self.catalog.aclose(), self.keywords.aclose(), self.embedder.aclose(),
+                   self.auth.aclose()]
         if self.vectors is not None:
             closers.append(self.vectors.aclose())
         await asyncio.gather(*closers, return_exceptions=True)

@@ -13,6 +13,7 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "AuthSettings",
     "BreakerSettings",
     "ChromaSettings",
     "DatabaseSettings",
@@ -37,7 +38,10 @@ def default_data_dir() -> Path:
 class KafkaSettings(BaseSettings):
     """Kafka connection and the topic names (all share one prefix)."""
 
-    model_config = SettingsConfigDict(env_prefix="KAFKA_", frozen=True, extra="ignore")
+    # populate_by_name: ``KafkaSettings(topic_prefix=...)`` works (not only its env alias).
+    model_config = SettingsConfigDict(
+        env_prefix="KAFKA_", frozen=True, extra="ignore", populate_by_name=True
+    )
 
     bootstrap_servers: str = "127.0.0.1:9092"
     """Comma-separated host:port list."""
@@ -201,6 +205,63 @@ class SentrySettings(BaseSettings):
     traces_sample_rate: float = Field(default=0.1, ge=0.0, le=1.0)
 
 
+class AuthSettings(BaseSettings):
+    """Who may put messages on the topics: JWTs, API keys, users (see README "Security")."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="JWT_", frozen=True, extra="ignore", populate_by_name=True
+    )
+
+    mode: Literal["required", "disabled"] = Field(
+        default="required", validation_alias=AliasChoices("RAGSTREAM_AUTH")
+    )
+    """``required``: every document and search message needs a credential (the default)."""
+    secret_key: SecretStr | None = None
+    """HMAC key of ``HS*`` tokens: >= 32 bytes, not well-known (both enforced in production)."""
+    algorithm: Literal[
+        "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "ES256", "ES384"
+    ] = "HS256"
+    """Algorithm of the primary key; the only one accepted for it (no ``none``, no confusion)."""
+    key_id: str | None = None
+    """``kid`` of the primary key; tokens naming another ``kid`` are checked against the JWKS."""
+    public_key_file: Path | None = None
+    """PEM public key verifying ``RS*``/``PS*``/``ES*`` tokens (the worker needs no private key)."""
+    jwks_file: Path | None = None
+    """A JWKS file of further keys by ``kid`` (rotation); each key's ``alg`` is pinned."""
+    private_key_file: Path | None = None
+    """PEM private key used by ``ragstream token``/``login`` to mint asymmetric tokens."""
+    expiration_minutes: int = Field(default=30, ge=1)
+    """Lifetime of minted access tokens."""
+    refresh_expiration_minutes: int = Field(default=7 * 24 * 60, ge=1)
+    """Lifetime of refresh tokens (``ragstream login``); each is usable once."""
+    issuer: str | None = None
+    """When set, tokens must carry this ``iss`` (and minted tokens do)."""
+    audience: str | None = None
+    """When set, tokens must carry this ``aud`` (and minted tokens do); when unset, tokens
+    carrying any ``aud`` are refused."""
+    leeway_s: float = Field(default=10.0, ge=0, le=300)
+    """Clock skew tolerated on ``exp``, ``nbf`` and ``iat``."""
+    bcrypt_rounds: int = Field(
+        default=12, ge=4, le=16, validation_alias=AliasChoices("AUTH_BCRYPT_ROUNDS")
+    )
+    """bcrypt cost of password and API-key hashes."""
+    default_admin_password: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("DEFAULT_ADMIN_PASSWORD")
+    )
+    """When set, the worker creates the first admin user at start (if missing); no default."""
+    default_admin_username: str = Field(
+        default="admin", validation_alias=AliasChoices("DEFAULT_ADMIN_USERNAME")
+    )
+    default_admin_tenant: str = Field(
+        default="default", validation_alias=AliasChoices("DEFAULT_ADMIN_TENANT")
+    )
+
+    @property
+    def required(self) -> bool:
+        """Whether messages must carry a credential."""
+        return self.mode == "required"
+
+
 class Settings(BaseSettings):
     """Everything, in sections; ``Settings()`` reads the environment."""
 
@@ -223,6 +284,8 @@ class Settings(BaseSettings):
     search: SearchSettings = Field(default_factory=SearchSettings)
     sentry: SentrySettings = Field(default_factory=SentrySettings)
     breakers: BreakerSettings = Field(default_factory=BreakerSettings)
+    # Not "auth": with the RAGSTREAM_ prefix that field would read RAGSTREAM_AUTH (the mode).
+    security: AuthSettings = Field(default_factory=AuthSettings)
 
     @property
     def database_url(self) -> str:

@@ -51,6 +51,8 @@ def isolated_env(
         "RAGSTREAM_DATA_DIR": str(data_dir),
         "DATABASE_URL": f"sqlite+aiosqlite:///{data_dir / 'catalog.db'}",
         "RAGSTREAM_LOG_FORMAT": "json",
+        # These workers test the pipeline; test_security.py overrides this with "required".
+        "RAGSTREAM_AUTH": "disabled",
     }
     return env | overrides
 
@@ -76,11 +78,12 @@ class WorkerProcess:
         return self
 
     async def wait_ready(
-        self, kafka: KafkaSettings, *, tenant: str, timeout_s: float = 120
+        self, kafka: KafkaSettings, *, tenant: str, timeout_s: float = 120,
+        token: str | None = None,
     ) -> None:
-        """Poll with search requests until the worker answers one."""
+        """Poll with search requests (carrying ``token`` if given) until the worker answers one."""
         deadline = time.monotonic() + timeout_s
-        async with SearchClient(kafka) as client:
+        async with SearchClient(kafka, token=token) as client:
             while True:
                 self.assert_alive()
                 try:

@@ -1,0 +1,30 @@
+"""The auth store contract on the in-memory fake."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from stores.auth_memory import MemoryAuthStore
+from tests.auth_store_contract import AuthStoreContract
+
+
+class TestMemoryAuthStore(AuthStoreContract):
+    """The shared contract on ``MemoryAuthStore``."""
+
+    @pytest.fixture
+    async def auth_store(self) -> AsyncIterator[MemoryAuthStore]:
+        """A started in-memory auth store."""
+        store = MemoryAuthStore()
+        await store.start()
+        yield store
+        await store.aclose()
+
+
+async def test_a_closed_store_refuses_work() -> None:
+    """After ``aclose`` every call raises, as the SQL store does."""
+    store = MemoryAuthStore()
+    await store.aclose()
+    with pytest.raises(RuntimeError, match="closed"):
+        await store.get_user("x")
