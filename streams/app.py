@@ -72,25 +72,32 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> faust.App:
     documents = _raw_topic(app, rt.topics.documents)
     requests = _raw_topic(app, rt.topics.search_requests)
 
+    # Acks are manual. Faust's own iteration acks the in-flight event when the stream is
+    # torn down (a SIGTERM while a message is held for an outage would commit it unread);
+    # here an event is acked only after its work, or its dead letter, is on the broker.
     @app.agent(documents, name="ingest", concurrency=1)
     async def ingest(stream: Any) -> None:
         await ready()
-        async for event in stream.events():
+        manual = stream.noack()
+        async for event in manual.events():
             msg = event.message
             with structlog.contextvars.bound_contextvars(
                 topic=msg.topic, partition=msg.partition, offset=msg.offset
             ), observability.message_transaction("ingest", msg):
                 await handle_document(rt, app.producer, msg)
+            await manual.ack(event)
 
     @app.agent(requests, name="search", concurrency=settings.search.concurrency)
     async def search(stream: Any) -> None:
         await ready()
-        async for event in stream.events():
+        manual = stream.noack()
+        async for event in manual.events():
             msg = event.message
             with structlog.contextvars.bound_contextvars(
                 topic=msg.topic, partition=msg.partition, offset=msg.offset
             ), observability.message_transaction("search", msg):
                 await handle_search(rt, app.producer, msg)
+            await manual.ack(event)
 
     @app.task
     async def _warm_up() -> None:

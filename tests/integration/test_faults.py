@@ -301,3 +301,31 @@ async def test_worker_killed_mid_ingest_loses_and_duplicates_nothing(faults: Fau
     await _assert_exactly_once(f, tenant, chunks)
     await _assert_no_dead_letters(f, ids)
     f.worker.assert_alive()
+
+
+async def test_graceful_stop_while_holding_loses_nothing(faults: Faults) -> None:
+    """SIGTERM while a document is held for an outage: its offset is not committed, the
+    next worker indexes it once the store is back."""
+    f, tenant = faults, f"term-{new_id()}"
+    await asyncio.to_thread(f.elasticsearch.stop)
+    try:
+        async with IngestClient(f.kafka) as client:
+            futures = await _submit(client, tenant, ["held"])
+
+            async def holding() -> bool:
+                log = f.worker.log_path.read_text(errors="replace")
+                return any(
+                    '"dependency_unavailable_holding"' in line and tenant in line
+                    for line in log.splitlines()
+                )
+
+            await _poll(holding, what="the worker holds the document")
+            assert not futures[0].done()
+            assert f.worker.stop() is not None  # SIGTERM: a clean shutdown, mid-hold
+            await _restart(f.elasticsearch)
+            f.worker = WorkerProcess(f.env, log_path=f.worker.log_path).start()
+            chunks = await _all_indexed(futures, timeout_s=120)
+    finally:
+        await _restart(f.elasticsearch)
+    await _assert_exactly_once(f, tenant, chunks)
+    await _assert_no_dead_letters(f, ["held"])
