@@ -78,16 +78,26 @@ async def handle_document(runtime: Runtime, producer: Any, message: Any) -> Inge
             took_ms=round((time.perf_counter() - started) * 1000, 2),
             correlation_id=correlation_id,
         )
-        log.info("document_" + outcome.status, chunks=outcome.chunks, took_ms=result.took_ms,
-                 op="upsert" if isinstance(doc, DocumentUpsert) else "delete")
-    except Exception as exc:  # noqa: BLE001 - bad input or a bug: dead-letter it, never crash
+        log.info(
+            "document_" + outcome.status,
+            chunks=outcome.chunks,
+            took_ms=result.took_ms,
+            op="upsert" if isinstance(doc, DocumentUpsert) else "delete",
+        )
+    except Exception as exc:
         if isinstance(exc, AuthError):  # expected; never with the credential
             log.warning("ingest_refused", error_code=exc.code, reason=exc.message)
         elif not isinstance(exc, InvalidMessageError):
             log.exception("ingest_failed", error_type=type(exc).__name__)
-            report_agent_failure(exc, agent="ingest", message=message,
-                                 breakers=runtime.breaker_tags(), document_id=doc_id,
-                                 correlation_id=correlation_id, tenant=tenant)
+            report_agent_failure(
+                exc,
+                agent="ingest",
+                message=message,
+                breakers=runtime.breaker_tags(),
+                document_id=doc_id,
+                correlation_id=correlation_id,
+                tenant=tenant,
+            )
         await send_dead_letter(
             producer,
             runtime.topics.dead_letters,
@@ -108,13 +118,20 @@ async def handle_document(runtime: Runtime, producer: Any, message: Any) -> Inge
             took_ms=round((time.perf_counter() - started) * 1000, 2),
             correlation_id=correlation_id,
         )
-    await _publish(runtime, producer, result, key=key, reply_to=reply_to, correlation_id=correlation_id)
+    await _publish(
+        runtime, producer, result, key=key, reply_to=reply_to, correlation_id=correlation_id
+    )
     return result
 
 
 async def _publish(
-    runtime: Runtime, producer: Any, result: IngestResult, *, key: bytes | None,
-    reply_to: str | None, correlation_id: str | None,
+    runtime: Runtime,
+    producer: Any,
+    result: IngestResult,
+    *,
+    key: bytes | None,
+    reply_to: str | None,
+    correlation_id: str | None,
 ) -> None:
     value = encode(result)
     headers = [(Headers.CORRELATION_ID, correlation_id.encode())] if correlation_id else []
@@ -122,5 +139,5 @@ async def _publish(
     if reply_to and reply_to != runtime.topics.ingest_results:
         try:
             await send(producer, reply_to, key=key, value=value, headers=headers)
-        except Exception as exc:  # noqa: BLE001 - the result is on ingest-results already
+        except Exception as exc:
             log.warning("reply_failed", reply_to=reply_to, error=repr(exc)[:200])

@@ -42,10 +42,15 @@ async def handle_search(runtime: Runtime, producer: Any, message: Any) -> Search
         correlation_id = spring_id.hex() if _is_binary(spring_id) else spring_id.decode()
     if not reply_to:
         await send_dead_letter(
-            producer, runtime.topics.dead_letters, key=message.key, value=message.value,
+            producer,
+            runtime.topics.dead_letters,
+            key=message.key,
+            value=message.value,
             headers=message.headers,
             error=SchemaValidationError("header 'reply-to' is required on a search request"),
-            topic=message.topic, partition=message.partition, offset=message.offset,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
         )
         return None
     try:
@@ -53,7 +58,9 @@ async def handle_search(runtime: Runtime, producer: Any, message: Any) -> Search
             authorization=header(message.headers, Headers.AUTHORIZATION),
             api_key=header(message.headers, Headers.API_KEY),
         )
-        request = decode_search_request(message.value, max_bytes=runtime.settings.kafka.max_message_bytes)
+        request = decode_search_request(
+            message.value, max_bytes=runtime.settings.kafka.max_message_bytes
+        )
         # The request's tenant must be the credential's (refused, not silently rewritten).
         authorize_search(principal, tenant=request.tenant)
         if correlation_id is None:
@@ -61,14 +68,20 @@ async def handle_search(runtime: Runtime, producer: Any, message: Any) -> Search
         with structlog.contextvars.bound_contextvars(tenant=request.tenant, mode=request.mode):
             assert runtime.searcher is not None
             result = await runtime.searcher.search(request, correlation_id=correlation_id)
-    except Exception as exc:  # noqa: BLE001 - every failure becomes an error reply
+    except Exception as exc:
         if not isinstance(exc, RagstreamError):
             log.exception("search_failed", error_type=type(exc).__name__)
-            report_agent_failure(exc, agent="search", message=message,
-                                 breakers=runtime.breaker_tags(), correlation_id=correlation_id)
+            report_agent_failure(
+                exc,
+                agent="search",
+                message=message,
+                breakers=runtime.breaker_tags(),
+                correlation_id=correlation_id,
+            )
         code = exc.code if isinstance(exc, RagstreamError) else "internal"
         result = SearchResult(
-            correlation_id=correlation_id, status="error",
+            correlation_id=correlation_id,
+            status="error",
             error=ErrorInfo(code=code, message=str(exc)[:1000]),
             took_ms=round((time.perf_counter() - started) * 1000, 2),
         )
@@ -81,9 +94,15 @@ async def handle_search(runtime: Runtime, producer: Any, message: Any) -> Search
     if _SPRING_REPLY_PARTITION in raw and len(raw[_SPRING_REPLY_PARTITION]) == 4:
         partition = struct.unpack(">i", raw[_SPRING_REPLY_PARTITION])[0]
     try:
-        await send(producer, reply_to, key=message.key, value=encode(result),
-                   headers=headers, partition=partition)
-    except Exception as exc:  # noqa: BLE001 - a bad reply topic must not stop the agent
+        await send(
+            producer,
+            reply_to,
+            key=message.key,
+            value=encode(result),
+            headers=headers,
+            partition=partition,
+        )
+    except Exception as exc:
         log.warning("reply_failed", reply_to=reply_to, error=repr(exc)[:200])
     log.info("search_answered", status=result.status, hits=len(result.hits), took_ms=result.took_ms)
     return result

@@ -86,7 +86,10 @@ class Authenticator:
     """Headers in, ``Principal`` out: a ``Bearer`` JWT or an ``x-api-key``."""
 
     def __init__(
-        self, *, required: bool, verifier: TokenVerifier | None = None,
+        self,
+        *,
+        required: bool,
+        verifier: TokenVerifier | None = None,
         accounts: Accounts | None = None,
     ) -> None:
         if required and verifier is None:
@@ -128,8 +131,11 @@ class Authenticator:
                 permissions=sorted(SCOPES),
             )
             if created:
-                log.warning("default_admin_created", username=auth.default_admin_username,
-                            tenant=auth.default_admin_tenant)
+                log.warning(
+                    "default_admin_created",
+                    username=auth.default_admin_username,
+                    tenant=auth.default_admin_tenant,
+                )
 
     async def aclose(self) -> None:
         """Release the auth store; idempotent."""
@@ -162,8 +168,10 @@ class Authenticator:
             if self.accounts is None:
                 raise AuthenticationError("user tokens are not accepted by this worker")
             identity = await self.accounts.check_user_token(
-                verified.sub.removeprefix(_USER_PREFIX), tenant=verified.tenant,
-                scopes=verified.scopes, session_id=verified.session_id,
+                verified.sub.removeprefix(_USER_PREFIX),
+                tenant=verified.tenant,
+                scopes=verified.scopes,
+                session_id=verified.session_id,
             )
             return Principal(identity.sub, identity.tenant, identity.scopes)
         return Principal(verified.sub, verified.tenant, verified.scopes)

@@ -113,8 +113,14 @@ class Accounts:
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         hashed = await asyncio.to_thread(_hash, secret, self._settings.bcrypt_rounds)
-        record = ApiKeyRecord(key_id=key_id, tenant=tenant, scopes=check_scopes(scopes),
-                              secret_hash=hashed, name=name, created_at=self._now())
+        record = ApiKeyRecord(
+            key_id=key_id,
+            tenant=tenant,
+            scopes=check_scopes(scopes),
+            secret_hash=hashed,
+            name=name,
+            created_at=self._now(),
+        )
         await self.store.add_api_key(record)
         return NewApiKey(record, f"{_API_KEY_PREFIX}_{key_id}_{secret}")
 
@@ -139,13 +145,19 @@ class Accounts:
             if len(self._verified) >= _CACHE_LIMIT:
                 self._verified.clear()
             self._verified[cache_key] = _digest(secret)
-        return Identity(sub=f"apikey:{key_id}", tenant=record.tenant,
-                        scopes=frozenset(record.scopes))
+        return Identity(
+            sub=f"apikey:{key_id}", tenant=record.tenant, scopes=frozenset(record.scopes)
+        )
 
     # -- users --------------------------------------------------------------------------------
 
     async def create_user(
-        self, *, username: str, password: str, tenant: str, permissions: Iterable[str],
+        self,
+        *,
+        username: str,
+        password: str,
+        tenant: str,
+        permissions: Iterable[str],
     ) -> UserRecord:
         """A new enabled user with a bcrypt password hash."""
         if not username or len(username) > 255 or ":" in username:
@@ -153,19 +165,30 @@ class Accounts:
         if len(password.encode()) > _MAX_PASSWORD_BYTES or len(password) < 8:
             raise SchemaValidationError("password must be 8 characters to 72 bytes")
         hashed = await asyncio.to_thread(_hash, password, self._settings.bcrypt_rounds)
-        record = UserRecord(username=username, tenant=tenant, permissions=check_scopes(permissions),
-                            password_hash=hashed, created_at=self._now())
+        record = UserRecord(
+            username=username,
+            tenant=tenant,
+            permissions=check_scopes(permissions),
+            password_hash=hashed,
+            created_at=self._now(),
+        )
         await self.store.add_user(record)
         return record
 
     async def ensure_user(
-        self, *, username: str, password: str, tenant: str, permissions: Iterable[str],
+        self,
+        *,
+        username: str,
+        password: str,
+        tenant: str,
+        permissions: Iterable[str],
     ) -> bool:
         """Create the user unless it exists (the first admin); True if created."""
         if await self.store.get_user(username) is not None:
             return False
-        await self.create_user(username=username, password=password, tenant=tenant,
-                               permissions=permissions)
+        await self.create_user(
+            username=username, password=password, tenant=tenant, permissions=permissions
+        )
         return True
 
     async def set_disabled(self, username: str, disabled: bool) -> bool:
@@ -177,7 +200,12 @@ class Accounts:
         return bool(await self.store.update_user(username, permissions=check_scopes(permissions)))
 
     async def check_user_token(
-        self, username: str, *, tenant: str, scopes: frozenset[str], session_id: str | None,
+        self,
+        username: str,
+        *,
+        tenant: str,
+        scopes: frozenset[str],
+        session_id: str | None,
     ) -> Identity:
         """The live identity behind a ``user:<name>`` token: enabled, same tenant, live session."""
         user = await self.store.get_user(username)
@@ -187,8 +215,9 @@ class Accounts:
             session = await self.store.get_session(session_id)
             if session is None or session.revoked_at is not None or session.username != username:
                 raise AuthenticationError("token session is revoked")
-        return Identity(sub=f"user:{username}", tenant=tenant,
-                        scopes=scopes & frozenset(user.permissions))
+        return Identity(
+            sub=f"user:{username}", tenant=tenant, scopes=scopes & frozenset(user.permissions)
+        )
 
     # -- login, refresh, logout ---------------------------------------------------------------
 
@@ -198,13 +227,15 @@ class Accounts:
         if user is None:
             if self._dummy_hash is None:  # same bcrypt cost whether or not the user exists
                 self._dummy_hash = await asyncio.to_thread(
-                    _hash, secrets.token_hex(8), self._settings.bcrypt_rounds)
+                    _hash, secrets.token_hex(8), self._settings.bcrypt_rounds
+                )
             await asyncio.to_thread(_check, password, self._dummy_hash)
             raise AuthenticationError("invalid username or password")
         if not await asyncio.to_thread(_check, password, user.password_hash) or user.disabled:
             raise AuthenticationError("invalid username or password")
-        session = SessionRecord(session_id=secrets.token_hex(16), username=username,
-                                created_at=self._now())
+        session = SessionRecord(
+            session_id=secrets.token_hex(16), username=username, created_at=self._now()
+        )
         await self.store.add_session(session)
         return await self._issue(user, session.session_id)
 
@@ -218,7 +249,8 @@ class Accounts:
         if session is None or session.revoked_at is not None:
             raise AuthenticationError("refresh token's session is revoked")
         first_use = record.used_at is None and await self.store.use_refresh_token(
-            digest, at=self._now())
+            digest, at=self._now()
+        )
         if not first_use:
             await self.store.revoke_session(record.session_id, at=self._now())
             raise AuthenticationError("refresh token was already used: its session is revoked")
@@ -240,11 +272,21 @@ class Accounts:
         if self._minter is None:
             raise RuntimeError("Accounts was built without a token minter")
         ttl = self._settings.expiration_minutes * 60
-        access = self._minter.mint(sub=f"user:{user.username}", tenant=user.tenant,
-                                   scopes=user.permissions, ttl_s=ttl, extra={"sid": session_id})
+        access = self._minter.mint(
+            sub=f"user:{user.username}",
+            tenant=user.tenant,
+            scopes=user.permissions,
+            ttl_s=ttl,
+            extra={"sid": session_id},
+        )
         refresh = _REFRESH_PREFIX + secrets.token_urlsafe(32)
         now = self._now()
-        await self.store.add_refresh_token(RefreshTokenRecord(
-            token_hash=_digest(refresh), session_id=session_id, created_at=now,
-            expires_at=now + timedelta(minutes=self._settings.refresh_expiration_minutes)))
+        await self.store.add_refresh_token(
+            RefreshTokenRecord(
+                token_hash=_digest(refresh),
+                session_id=session_id,
+                created_at=now,
+                expires_at=now + timedelta(minutes=self._settings.refresh_expiration_minutes),
+            )
+        )
         return TokenPair(access_token=access, refresh_token=refresh, expires_in=ttl)

@@ -36,26 +36,71 @@ __all__ = [
 MIN_SECRET_BYTES = 32
 MIN_ADMIN_PASSWORD_CHARS = 12
 
-WELL_KNOWN_SECRETS = frozenset({
-    "secret", "secret-key", "secret_key", "secretkey", "mysecret", "my-secret", "supersecret",
-    "super-secret", "changeme", "change-me", "change_me", "changeit", "please-change-me",
-    "replace-me", "your-secret-key", "your_secret_key", "yoursecretkey", "your-secret-key-here",
-    "your-256-bit-secret",  # jwt.io's default
-    "jwt-secret", "jwt_secret", "jwtsecret", "jwt-secret-key", "set jwt_secret_key",
-    "ragstream", "ragstream-secret", "password", "admin", "test", "testing", "development",
-    "dev", "default",
-    "09d25e094faa6ca2556c818166b7a9563b93f7099f6f0f4caa6cf63b88e8d3e7",  # FastAPI docs
-    "your-super-secret-jwt-token-with-at-least-32-characters-long",  # Supabase's template
-    "change-this-to-a-long-random-secret-in-production",
-    "your-secret-key-change-in-production", "your-secret-key-change-this-in-production",
-})
+WELL_KNOWN_SECRETS = frozenset(
+    {
+        "secret",
+        "secret-key",
+        "secret_key",
+        "secretkey",
+        "mysecret",
+        "my-secret",
+        "supersecret",
+        "super-secret",
+        "changeme",
+        "change-me",
+        "change_me",
+        "changeit",
+        "please-change-me",
+        "replace-me",
+        "your-secret-key",
+        "your_secret_key",
+        "yoursecretkey",
+        "your-secret-key-here",
+        "your-256-bit-secret",  # jwt.io's default
+        "jwt-secret",
+        "jwt_secret",
+        "jwtsecret",
+        "jwt-secret-key",
+        "set jwt_secret_key",
+        "ragstream",
+        "ragstream-secret",
+        "password",
+        "admin",
+        "test",
+        "testing",
+        "development",
+        "dev",
+        "default",
+        "09d25e094faa6ca2556c818166b7a9563b93f7099f6f0f4caa6cf63b88e8d3e7",  # FastAPI docs
+        "your-super-secret-jwt-token-with-at-least-32-characters-long",  # Supabase's template
+        "change-this-to-a-long-random-secret-in-production",
+        "your-secret-key-change-in-production",
+        "your-secret-key-change-this-in-production",
+    }
+)
 """Secrets copied from tutorials, templates and our own docs: refused in production."""
 
-_WEAK_PASSWORDS = frozenset({
-    "admin", "admin123", "administrator", "password", "password1", "password123", "changeme",
-    "change-me", "letmein", "welcome", "qwerty", "123456", "12345678", "123456789", "secret",
-    "ragstream", "default",
-})
+_WEAK_PASSWORDS = frozenset(
+    {
+        "admin",
+        "admin123",
+        "administrator",
+        "password",
+        "password1",
+        "password123",
+        "changeme",
+        "change-me",
+        "letmein",
+        "welcome",
+        "qwerty",
+        "123456",
+        "12345678",
+        "123456789",
+        "secret",
+        "ragstream",
+        "default",
+    }
+)
 _HMAC = frozenset({"HS256", "HS384", "HS512"})
 
 
@@ -68,9 +113,11 @@ def is_weak_secret(secret: str | bytes) -> bool:
 
 def is_weak_password(password: str) -> bool:
     """Shorter than 12 characters, well-known, or made of fewer than 6 distinct characters."""
-    return (len(password) < MIN_ADMIN_PASSWORD_CHARS
-            or password.strip().lower() in _WEAK_PASSWORDS | WELL_KNOWN_SECRETS
-            or len(set(password)) < 6)
+    return (
+        len(password) < MIN_ADMIN_PASSWORD_CHARS
+        or password.strip().lower() in _WEAK_PASSWORDS | WELL_KNOWN_SECRETS
+        or len(set(password)) < 6
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +144,9 @@ class KeyRing:
                 pem = settings.public_key_file.read_bytes()
                 key = algorithms[settings.algorithm].prepare_key(pem)
             except (OSError, ValueError, jwt.InvalidKeyError) as exc:
-                raise ConfigError(f"JWT_PUBLIC_KEY_FILE: cannot load a {settings.algorithm} "
-                                  f"public key: {exc}") from exc
+                raise ConfigError(
+                    f"JWT_PUBLIC_KEY_FILE: cannot load a {settings.algorithm} public key: {exc}"
+                ) from exc
             if not hasattr(key, "public_bytes") or hasattr(key, "private_bytes"):
                 raise ConfigError("JWT_PUBLIC_KEY_FILE must hold a public key, not a private one")
             self.primary = _Key(settings.key_id, settings.algorithm, key)
@@ -148,8 +196,9 @@ def _load_jwks(path: Any) -> list[_Key]:
         if not isinstance(kid, str) or not kid:
             raise ConfigError(f"JWT_JWKS_FILE {path}: every key needs a 'kid'")
         if "d" in entry:
-            raise ConfigError(f"JWT_JWKS_FILE {path}: key {kid!r} is a private key; "
-                              "publish public keys only")
+            raise ConfigError(
+                f"JWT_JWKS_FILE {path}: key {kid!r} is a private key; publish public keys only"
+            )
         try:
             jwk = jwt.PyJWK(entry)
         except jwt.PyJWTError as exc:
@@ -197,16 +246,24 @@ class TokenVerifier:
         if not token or len(token) > 8192 or token.count(".") != 2:
             raise AuthenticationError("token is malformed")
         s = self._settings
-        required = ["exp", "sub", "tenant"] + (["iss"] if s.issuer else []) + (
-            ["aud"] if s.audience else [])
+        required = (
+            ["exp", "sub", "tenant"]
+            + (["iss"] if s.issuer else [])
+            + (["aud"] if s.audience else [])
+        )
         try:
             header = jwt.get_unverified_header(token)
             key = self.keys.find(header.get("kid"))
             if header.get("alg") != key.algorithm:
                 raise jwt.InvalidAlgorithmError("algorithm mismatch")
             claims = jwt.decode(
-                token, key.key, algorithms=[key.algorithm], issuer=s.issuer,
-                audience=s.audience, leeway=s.leeway_s, options={"require": required},
+                token,
+                key.key,
+                algorithms=[key.algorithm],
+                issuer=s.issuer,
+                audience=s.audience,
+                leeway=s.leeway_s,
+                options={"require": required},
             )
         except jwt.PyJWTError as exc:
             raise AuthenticationError(_reason(exc)) from None
@@ -234,8 +291,13 @@ def _verified(claims: dict[str, Any]) -> VerifiedToken:
     if not isinstance(raw, list) or not all(isinstance(s, str) for s in raw):
         raise AuthenticationError("token claim 'scopes' must be a list of strings")
     sid = claims.get("sid")
-    return VerifiedToken(sub=sub, tenant=tenant, scopes=frozenset(raw),
-                         session_id=sid if isinstance(sid, str) else None, claims=claims)
+    return VerifiedToken(
+        sub=sub,
+        tenant=tenant,
+        scopes=frozenset(raw),
+        session_id=sid if isinstance(sid, str) else None,
+        claims=claims,
+    )
 
 
 class TokenMinter:
@@ -256,14 +318,23 @@ class TokenMinter:
                 raise ConfigError(f"JWT_PRIVATE_KEY_FILE: {exc}") from exc
 
     def mint(
-        self, *, sub: str, tenant: str, scopes: Iterable[str], ttl_s: float | None = None,
+        self,
+        *,
+        sub: str,
+        tenant: str,
+        scopes: Iterable[str],
+        ttl_s: float | None = None,
         extra: Mapping[str, Any] | None = None,
     ) -> str:
         """A signed access token for ``sub`` in ``tenant`` with ``scopes``."""
         s = self._settings
         now = int(time.time())
         claims: dict[str, Any] = {
-            "sub": sub, "tenant": tenant, "scopes": sorted(set(scopes)), "iat": now, "nbf": now,
+            "sub": sub,
+            "tenant": tenant,
+            "scopes": sorted(set(scopes)),
+            "iat": now,
+            "nbf": now,
             "exp": now + int(ttl_s if ttl_s is not None else s.expiration_minutes * 60),
             "jti": secrets.token_hex(16),
         }
@@ -276,8 +347,9 @@ class TokenMinter:
         try:
             return jwt.encode(claims, self._key, algorithm=s.algorithm, headers=headers)
         except (ValueError, TypeError, jwt.PyJWTError) as exc:
-            raise ConfigError(f"cannot sign a {s.algorithm} token with the configured key: "
-                              f"{type(exc).__name__}") from None
+            raise ConfigError(
+                f"cannot sign a {s.algorithm} token with the configured key: {type(exc).__name__}"
+            ) from None
 
 
 def check_auth_settings(settings: Settings) -> list[str]:
@@ -290,8 +362,10 @@ def check_auth_settings(settings: Settings) -> list[str]:
         raise ConfigError("DEFAULT_ADMIN_PASSWORD must have at least 8 characters")
     if admin is not None and is_weak_password(admin.get_secret_value()):
         if production:
-            raise ConfigError("DEFAULT_ADMIN_PASSWORD is weak (needs >= 12 characters, not a "
-                              "well-known password); refused in production")
+            raise ConfigError(
+                "DEFAULT_ADMIN_PASSWORD is weak (needs >= 12 characters, not a "
+                "well-known password); refused in production"
+            )
         warnings.append("DEFAULT_ADMIN_PASSWORD is weak; it would be refused in production")
     if not auth.required:
         if production:
@@ -299,14 +373,18 @@ def check_auth_settings(settings: Settings) -> list[str]:
         return [*warnings, "RAGSTREAM_AUTH=disabled: messages are NOT authenticated"]
     keys = KeyRing(auth)
     if len(keys) == 0:
-        needs = ("JWT_SECRET_KEY" if auth.algorithm in _HMAC
-                 else "JWT_PUBLIC_KEY_FILE") + " or JWT_JWKS_FILE"
-        raise ConfigError(f"RAGSTREAM_AUTH=required with JWT_ALGORITHM={auth.algorithm} needs "
-                          f"{needs}")
+        needs = (
+            "JWT_SECRET_KEY" if auth.algorithm in _HMAC else "JWT_PUBLIC_KEY_FILE"
+        ) + " or JWT_JWKS_FILE"
+        raise ConfigError(
+            f"RAGSTREAM_AUTH=required with JWT_ALGORITHM={auth.algorithm} needs {needs}"
+        )
     for label, secret in keys.hmac_secrets():
         if is_weak_secret(secret):
             if production:
-                raise ConfigError(f"{label} is missing, shorter than {MIN_SECRET_BYTES} bytes or "
-                                  "well-known; refused in production")
+                raise ConfigError(
+                    f"{label} is missing, shorter than {MIN_SECRET_BYTES} bytes or "
+                    "well-known; refused in production"
+                )
             warnings.append(f"{label} is weak; it would be refused in production")
     return warnings

@@ -26,12 +26,17 @@ T = TypeVar("T")
 
 def is_transient(exc: BaseException) -> bool:
     """Worth another try now: a retriable error of ours that is not an open breaker."""
-    return (isinstance(exc, RagstreamError) and exc.retriable
-            and not isinstance(exc, BreakerOpenError))
+    return (
+        isinstance(exc, RagstreamError) and exc.retriable and not isinstance(exc, BreakerOpenError)
+    )
 
 
 def backoff_delays(
-    max_retries: int, *, initial_delay_s: float, exponential_base: float, jitter: bool,
+    max_retries: int,
+    *,
+    initial_delay_s: float,
+    exponential_base: float,
+    jitter: bool,
     rng: random.Random | None = None,
 ) -> list[float]:
     """The waits before retry 1..n: ``initial * base**i``, jittered to 50-100 % if asked."""
@@ -54,8 +59,12 @@ async def retry_with_backoff(
     what: str = "call",
 ) -> T:
     """``await func()``, retrying transient errors up to ``max_retries`` times."""
-    delays = backoff_delays(max_retries, initial_delay_s=initial_delay_s,
-                            exponential_base=exponential_base, jitter=jitter)
+    delays = backoff_delays(
+        max_retries,
+        initial_delay_s=initial_delay_s,
+        exponential_base=exponential_base,
+        jitter=jitter,
+    )
     attempt = 0
     while True:
         try:
@@ -65,8 +74,14 @@ async def retry_with_backoff(
                 raise
             wait = max(delays[attempt], getattr(exc, "retry_after_s", None) or 0.0)
             attempt += 1
-            log.info("retrying", what=what, attempt=attempt, of=max_retries,
-                     retry_in_s=round(wait, 3), error_type=type(exc).__name__)
+            log.info(
+                "retrying",
+                what=what,
+                attempt=attempt,
+                of=max_retries,
+                retry_in_s=round(wait, 3),
+                error_type=type(exc).__name__,
+            )
             await sleep(wait)
 
 
@@ -84,8 +99,9 @@ class Retrying:
             return attr
 
         async def retried(*args: Any, **kwargs: Any) -> Any:
-            return await retry_with_backoff(lambda: attr(*args, **kwargs), what=name,
-                                            **self._options)
+            return await retry_with_backoff(
+                lambda: attr(*args, **kwargs), what=name, **self._options
+            )
 
         retried.__name__ = name
         return retried

@@ -63,12 +63,18 @@ class MemoryAuthStore:
     async def list_users(self, tenant: str | None = None) -> builtins.list[UserRecord]:
         """Every user (of one tenant), by name."""
         self._check_open()
-        return sorted((u for u in self._users.values() if tenant is None or u.tenant == tenant),
-                      key=lambda u: u.username)
+        return sorted(
+            (u for u in self._users.values() if tenant is None or u.tenant == tenant),
+            key=lambda u: u.username,
+        )
 
     async def update_user(
-        self, username: str, *, disabled: bool | None = None,
-        permissions: tuple[str, ...] | None = None, password_hash: str | None = None,
+        self,
+        username: str,
+        *,
+        disabled: bool | None = None,
+        permissions: tuple[str, ...] | None = None,
+        password_hash: str | None = None,
     ) -> bool:
         """Change some fields of a user; True if the user exists."""
         self._check_open()

@@ -98,7 +98,8 @@ class RefreshTokenRecord:
 auth_metadata = MetaData()
 
 api_keys = Table(
-    "api_keys", auth_metadata,
+    "api_keys",
+    auth_metadata,
     Column("key_id", String(64), primary_key=True),
     Column("tenant", String(255), nullable=False, index=True),
     Column("scopes", Text, nullable=False),
@@ -108,7 +109,8 @@ api_keys = Table(
     Column("revoked_at", _UTCDateTime(), nullable=True),
 )
 users = Table(
-    "users", auth_metadata,
+    "users",
+    auth_metadata,
     Column("username", String(255), primary_key=True),
     Column("tenant", String(255), nullable=False),
     Column("permissions", Text, nullable=False),
@@ -117,17 +119,20 @@ users = Table(
     Column("created_at", _UTCDateTime(), nullable=False),
 )
 sessions = Table(
-    "auth_sessions", auth_metadata,
+    "auth_sessions",
+    auth_metadata,
     Column("session_id", String(64), primary_key=True),
     Column("username", String(255), ForeignKey("users.username"), nullable=False),
     Column("created_at", _UTCDateTime(), nullable=False),
     Column("revoked_at", _UTCDateTime(), nullable=True),
 )
 refresh_tokens = Table(
-    "refresh_tokens", auth_metadata,
+    "refresh_tokens",
+    auth_metadata,
     Column("token_hash", String(64), primary_key=True),
-    Column("session_id", String(64), ForeignKey("auth_sessions.session_id"), nullable=False,
-           index=True),
+    Column(
+        "session_id", String(64), ForeignKey("auth_sessions.session_id"), nullable=False, index=True
+    ),
     Column("expires_at", _UTCDateTime(), nullable=False),
     Column("created_at", _UTCDateTime(), nullable=False),
     Column("used_at", _UTCDateTime(), nullable=True),
@@ -201,11 +206,17 @@ class AuthStore:
     async def add_api_key(self, record: ApiKeyRecord) -> None:
         """Store a new key; a duplicate ``key_id`` is ``StoreRejectedError``."""
         async with self._begin() as conn:
-            await conn.execute(api_keys.insert().values(
-                key_id=record.key_id, tenant=record.tenant, scopes=" ".join(record.scopes),
-                secret_hash=record.secret_hash, name=record.name, created_at=record.created_at,
-                revoked_at=record.revoked_at,
-            ))
+            await conn.execute(
+                api_keys.insert().values(
+                    key_id=record.key_id,
+                    tenant=record.tenant,
+                    scopes=" ".join(record.scopes),
+                    secret_hash=record.secret_hash,
+                    name=record.name,
+                    created_at=record.created_at,
+                    revoked_at=record.revoked_at,
+                )
+            )
 
     async def get_api_key(self, key_id: str) -> ApiKeyRecord | None:
         """One key (revoked or not), or None."""
@@ -223,9 +234,11 @@ class AuthStore:
 
     async def revoke_api_key(self, key_id: str, *, at: datetime) -> bool:
         """Revoke a key; True if it existed and was not revoked yet."""
-        query = (update(api_keys)
-                 .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
-                 .values(revoked_at=at))
+        query = (
+            update(api_keys)
+            .where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=at)
+        )
         async with self._begin() as conn:
             return bool((await conn.execute(query)).rowcount)
 
@@ -234,11 +247,16 @@ class AuthStore:
     async def add_user(self, record: UserRecord) -> None:
         """Store a new user; an existing username is ``StoreRejectedError``."""
         async with self._begin() as conn:
-            await conn.execute(users.insert().values(
-                username=record.username, tenant=record.tenant,
-                permissions=" ".join(record.permissions), password_hash=record.password_hash,
-                disabled=record.disabled, created_at=record.created_at,
-            ))
+            await conn.execute(
+                users.insert().values(
+                    username=record.username,
+                    tenant=record.tenant,
+                    permissions=" ".join(record.permissions),
+                    password_hash=record.password_hash,
+                    disabled=record.disabled,
+                    created_at=record.created_at,
+                )
+            )
 
     async def get_user(self, username: str) -> UserRecord | None:
         """One user, or None."""
@@ -255,8 +273,12 @@ class AuthStore:
             return [_user(row) for row in await conn.execute(query)]
 
     async def update_user(
-        self, username: str, *, disabled: bool | None = None,
-        permissions: tuple[str, ...] | None = None, password_hash: str | None = None,
+        self,
+        username: str,
+        *,
+        disabled: bool | None = None,
+        permissions: tuple[str, ...] | None = None,
+        password_hash: str | None = None,
     ) -> bool:
         """Change some fields of a user; True if the user exists."""
         changes: dict[str, Any] = {}
@@ -270,7 +292,8 @@ class AuthStore:
             return await self.get_user(username) is not None
         async with self._begin() as conn:
             result = await conn.execute(
-                update(users).where(users.c.username == username).values(**changes))
+                update(users).where(users.c.username == username).values(**changes)
+            )
             return bool(result.rowcount)
 
     # -- sessions and refresh tokens ----------------------------------------------------------
@@ -278,52 +301,78 @@ class AuthStore:
     async def add_session(self, record: SessionRecord) -> None:
         """Start a login session (a refresh-token family)."""
         async with self._begin() as conn:
-            await conn.execute(sessions.insert().values(
-                session_id=record.session_id, username=record.username,
-                created_at=record.created_at, revoked_at=record.revoked_at,
-            ))
+            await conn.execute(
+                sessions.insert().values(
+                    session_id=record.session_id,
+                    username=record.username,
+                    created_at=record.created_at,
+                    revoked_at=record.revoked_at,
+                )
+            )
 
     async def get_session(self, session_id: str) -> SessionRecord | None:
         """One session, or None."""
         query = select(sessions).where(sessions.c.session_id == session_id)
         async with self._begin() as conn:
             row = (await conn.execute(query)).first()
-        return None if row is None else SessionRecord(
-            session_id=row.session_id, username=row.username, created_at=row.created_at,
-            revoked_at=row.revoked_at)
+        return (
+            None
+            if row is None
+            else SessionRecord(
+                session_id=row.session_id,
+                username=row.username,
+                created_at=row.created_at,
+                revoked_at=row.revoked_at,
+            )
+        )
 
     async def revoke_session(self, session_id: str, *, at: datetime) -> bool:
         """Revoke a session (and so every token of its family); True if it was live."""
-        query = (update(sessions)
-                 .where(sessions.c.session_id == session_id, sessions.c.revoked_at.is_(None))
-                 .values(revoked_at=at))
+        query = (
+            update(sessions)
+            .where(sessions.c.session_id == session_id, sessions.c.revoked_at.is_(None))
+            .values(revoked_at=at)
+        )
         async with self._begin() as conn:
             return bool((await conn.execute(query)).rowcount)
 
     async def add_refresh_token(self, record: RefreshTokenRecord) -> None:
         """Store a refresh token's digest in its session."""
         async with self._begin() as conn:
-            await conn.execute(refresh_tokens.insert().values(
-                token_hash=record.token_hash, session_id=record.session_id,
-                expires_at=record.expires_at, created_at=record.created_at,
-                used_at=record.used_at,
-            ))
+            await conn.execute(
+                refresh_tokens.insert().values(
+                    token_hash=record.token_hash,
+                    session_id=record.session_id,
+                    expires_at=record.expires_at,
+                    created_at=record.created_at,
+                    used_at=record.used_at,
+                )
+            )
 
     async def get_refresh_token(self, token_hash: str) -> RefreshTokenRecord | None:
         """One refresh token by digest, or None."""
         query = select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash)
         async with self._begin() as conn:
             row = (await conn.execute(query)).first()
-        return None if row is None else RefreshTokenRecord(
-            token_hash=row.token_hash, session_id=row.session_id, expires_at=row.expires_at,
-            created_at=row.created_at, used_at=row.used_at)
+        return (
+            None
+            if row is None
+            else RefreshTokenRecord(
+                token_hash=row.token_hash,
+                session_id=row.session_id,
+                expires_at=row.expires_at,
+                created_at=row.created_at,
+                used_at=row.used_at,
+            )
+        )
 
     async def use_refresh_token(self, token_hash: str, *, at: datetime) -> bool:
         """Mark a refresh token used; True only for the one caller that used it first."""
-        query = (update(refresh_tokens)
-                 .where(refresh_tokens.c.token_hash == token_hash,
-                        refresh_tokens.c.used_at.is_(None))
-                 .values(used_at=at))
+        query = (
+            update(refresh_tokens)
+            .where(refresh_tokens.c.token_hash == token_hash, refresh_tokens.c.used_at.is_(None))
+            .values(used_at=at)
+        )
         async with self._begin() as conn:
             return bool((await conn.execute(query)).rowcount)
 
@@ -346,15 +395,25 @@ class AuthStore:
 
 def _api_key(row: Any) -> ApiKeyRecord:
     return ApiKeyRecord(
-        key_id=row.key_id, tenant=row.tenant, scopes=_words(row.scopes),
-        secret_hash=row.secret_hash, name=row.name, created_at=row.created_at,
-        revoked_at=row.revoked_at)
+        key_id=row.key_id,
+        tenant=row.tenant,
+        scopes=_words(row.scopes),
+        secret_hash=row.secret_hash,
+        name=row.name,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+    )
 
 
 def _user(row: Any) -> UserRecord:
     return UserRecord(
-        username=row.username, tenant=row.tenant, permissions=_words(row.permissions),
-        password_hash=row.password_hash, created_at=row.created_at, disabled=bool(row.disabled))
+        username=row.username,
+        tenant=row.tenant,
+        permissions=_words(row.permissions),
+        password_hash=row.password_hash,
+        created_at=row.created_at,
+        disabled=bool(row.disabled),
+    )
 
 
 def _sqlite_foreign_keys(dbapi_connection: Any, connection_record: Any) -> None:

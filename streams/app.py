@@ -27,8 +27,14 @@ log = structlog.get_logger(__name__)
 
 
 def _raw_topic(app: faust.App, name: str) -> Any:
-    return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
-                     value_serializer="raw", allow_empty=True)
+    return app.topic(
+        name,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        allow_empty=True,
+    )
 
 
 def build_app(settings: Settings, runtime: Runtime | None = None) -> faust.App:
@@ -36,7 +42,8 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> faust.App:
     kafka = settings.kafka
     faust_transport.configure_fetch_wait(kafka.fetch_max_wait_ms)
     brokers = ";".join(
-        f"{faust_transport.SCHEME}://{server.strip()}" for server in kafka.bootstrap_servers.split(",")
+        f"{faust_transport.SCHEME}://{server.strip()}"
+        for server in kafka.bootstrap_servers.split(",")
     )
     app = faust.App(
         kafka.consumer_group,
@@ -61,13 +68,18 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> faust.App:
     rt = runtime or Runtime(settings)
     app.ragstream_runtime = rt  # type: ignore[attr-defined]
     rt.breaker_events.use_producer(lambda: app.producer)
-    rt.breaker_events.on_death(lambda exc: observability.capture_exception(
-        exc, tags={"component": "breaker-events"}))
+    rt.breaker_events.on_death(
+        lambda exc: observability.capture_exception(exc, tags={"component": "breaker-events"})
+    )
 
     async def ready() -> None:
         # A store that is down at start holds the agents; it does not crash them.
-        await hold_until_done(rt.start, initial_s=settings.ingest.retry_initial_s,
-                              max_s=settings.ingest.retry_max_s, what="startup")
+        await hold_until_done(
+            rt.start,
+            initial_s=settings.ingest.retry_initial_s,
+            max_s=settings.ingest.retry_max_s,
+            what="startup",
+        )
 
     documents = _raw_topic(app, rt.topics.documents)
     requests = _raw_topic(app, rt.topics.search_requests)
@@ -81,9 +93,12 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> faust.App:
         manual = stream.noack()
         async for event in manual.events():
             msg = event.message
-            with structlog.contextvars.bound_contextvars(
-                topic=msg.topic, partition=msg.partition, offset=msg.offset
-            ), observability.message_transaction("ingest", msg):
+            with (
+                structlog.contextvars.bound_contextvars(
+                    topic=msg.topic, partition=msg.partition, offset=msg.offset
+                ),
+                observability.message_transaction("ingest", msg),
+            ):
                 await handle_document(rt, app.producer, msg)
             await manual.ack(event)
 
@@ -93,9 +108,12 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> faust.App:
         manual = stream.noack()
         async for event in manual.events():
             msg = event.message
-            with structlog.contextvars.bound_contextvars(
-                topic=msg.topic, partition=msg.partition, offset=msg.offset
-            ), observability.message_transaction("search", msg):
+            with (
+                structlog.contextvars.bound_contextvars(
+                    topic=msg.topic, partition=msg.partition, offset=msg.offset
+                ),
+                observability.message_transaction("search", msg),
+            ):
                 await handle_search(rt, app.producer, msg)
             await manual.ack(event)
 
@@ -120,11 +138,12 @@ def run_worker(settings: Settings) -> None:
     app = build_app(settings)
     runtime: Runtime = app.ragstream_runtime  # type: ignore[attr-defined]
 
-    @app.on_before_shutdown.connect  # type: ignore[misc]
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def _close(app: Any, **kwargs: Any) -> None:
         await runtime.breaker_events.drain(timeout_s=5.0)
         await runtime.aclose()
 
-    worker = faust.Worker(app, loglevel=settings.log_level.lower(), quiet=True,
-                          override_logging=False)
+    worker = faust.Worker(
+        app, loglevel=settings.log_level.lower(), quiet=True, override_logging=False
+    )
     worker.execute_from_commandline()

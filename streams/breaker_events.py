@@ -35,15 +35,17 @@ _TRANSIENT = (KafkaError, OSError, TimeoutError, NotReady)
 
 def to_event(transition: Transition, *, worker: str) -> BreakerEvent:
     """The wire event of one transition (``error`` scrubbed)."""
-    return BreakerEvent.model_validate({
-        "breaker": transition.breaker,
-        "from": transition.old,
-        "to": transition.new,
-        "at": transition.at,
-        "fail_counter": transition.fail_counter,
-        "worker": worker,
-        "error": scrub_text(transition.error) if transition.error else None,
-    })
+    return BreakerEvent.model_validate(
+        {
+            "breaker": transition.breaker,
+            "from": transition.old,
+            "to": transition.new,
+            "at": transition.at,
+            "fail_counter": transition.fail_counter,
+            "worker": worker,
+            "error": scrub_text(transition.error) if transition.error else None,
+        }
+    )
 
 
 class BreakerEventPublisher:
@@ -80,8 +82,12 @@ class BreakerEventPublisher:
         """Listener callback (sync, any thread): log the change and enqueue its event."""
         event = to_event(transition, worker=self.worker)
         (log.warning if transition.new == "open" else log.info)(
-            "breaker_transition", breaker=event.breaker, old_state=event.from_,
-            new_state=event.to, fail_counter=event.fail_counter, error=event.error,
+            "breaker_transition",
+            breaker=event.breaker,
+            old_state=event.from_,
+            new_state=event.to,
+            fail_counter=event.fail_counter,
+            error=event.error,
         )
         try:
             running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
@@ -118,14 +124,20 @@ class BreakerEventPublisher:
         value = encode(event)
         while True:
             try:
-                await self._sender().send_and_wait(self.topic, event.breaker.encode(), value,
-                                                   None, None, None)
+                await self._sender().send_and_wait(
+                    self.topic, event.breaker.encode(), value, None, None, None
+                )
                 self.published += 1
                 return
             except _TRANSIENT as exc:
                 attempt += 1
-                log.warning("breaker_event_send_retry", breaker=event.breaker, attempt=attempt,
-                            retry_in_s=round(delay, 2), error=repr(exc)[:200])
+                log.warning(
+                    "breaker_event_send_retry",
+                    breaker=event.breaker,
+                    attempt=attempt,
+                    retry_in_s=round(delay, 2),
+                    error=repr(exc)[:200],
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._retry_max_s)
 
@@ -147,8 +159,13 @@ class BreakerEventPublisher:
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
-            log.error("breaker_event_publisher_died", topic=self.topic, error=repr(exc)[:500],
-                      pending=queue.qsize(), exc_info=exc)
+            log.error(
+                "breaker_event_publisher_died",
+                topic=self.topic,
+                error=repr(exc)[:500],
+                pending=queue.qsize(),
+                exc_info=exc,
+            )
             if self._on_death is not None:
                 self._on_death(exc)
             raise

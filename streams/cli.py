@@ -107,10 +107,16 @@ def cmd_schemas(args: argparse.Namespace) -> int:
 
 def _add_credentials(p: argparse.ArgumentParser) -> None:
     """``--token`` / ``--api-key`` (from ``RAGSTREAM_TOKEN`` / ``RAGSTREAM_API_KEY``)."""
-    p.add_argument("--token", default=os.environ.get("RAGSTREAM_TOKEN"),
-                   help="JWT sent as 'authorization: Bearer' (default $RAGSTREAM_TOKEN)")
-    p.add_argument("--api-key", default=os.environ.get("RAGSTREAM_API_KEY"),
-                   help="API key sent as 'x-api-key' (default $RAGSTREAM_API_KEY)")
+    p.add_argument(
+        "--token",
+        default=os.environ.get("RAGSTREAM_TOKEN"),
+        help="JWT sent as 'authorization: Bearer' (default $RAGSTREAM_TOKEN)",
+    )
+    p.add_argument(
+        "--api-key",
+        default=os.environ.get("RAGSTREAM_API_KEY"),
+        help="API key sent as 'x-api-key' (default $RAGSTREAM_API_KEY)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -140,8 +146,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--mode", choices=["hybrid", "vector", "keyword"], default="hybrid")
     p.add_argument("--tenant", default=os.environ.get("RAGSTREAM_TENANT", "default"))
-    p.add_argument("--filter", action="append", default=[], metavar="KEY=VALUE",
-                   help="exact-match filter, e.g. metadata.lang=en (repeatable)")
+    p.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="exact-match filter, e.g. metadata.lang=en (repeatable)",
+    )
     p.add_argument("--json", action="store_true", help="print the raw JSON result")
     p.add_argument("--timeout", type=float, default=15.0)
     _add_credentials(p)

@@ -83,8 +83,11 @@ def cmd_token(args: argparse.Namespace) -> int:
     try:
         scopes = check_scopes(_scopes(args.scope))
         token = TokenMinter(_settings().security).mint(
-            sub=args.sub or f"cli:{getpass.getuser()}", tenant=args.tenant, scopes=scopes,
-            ttl_s=args.ttl)
+            sub=args.sub or f"cli:{getpass.getuser()}",
+            tenant=args.tenant,
+            scopes=scopes,
+            ttl_s=args.ttl,
+        )
     except RagstreamError as exc:
         print(f"error ({exc.code}): {exc}", file=sys.stderr)
         return 1
@@ -94,33 +97,53 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 def cmd_apikey_create(args: argparse.Namespace) -> int:
     """Create a key; the key itself is printed once."""
+
     async def work(accounts: Accounts) -> int:
-        new = await accounts.create_api_key(tenant=args.tenant, scopes=_scopes(args.scope),
-                                            name=args.name)
-        print(f"created API key {new.record.key_id} for tenant {args.tenant!r} "
-              f"({' '.join(new.record.scopes)}); it is shown only now:", file=sys.stderr)
+        new = await accounts.create_api_key(
+            tenant=args.tenant, scopes=_scopes(args.scope), name=args.name
+        )
+        print(
+            f"created API key {new.record.key_id} for tenant {args.tenant!r} "
+            f"({' '.join(new.record.scopes)}); it is shown only now:",
+            file=sys.stderr,
+        )
         print(new.key)
         return 0
+
     return _run(work)
 
 
 def cmd_apikey_list(args: argparse.Namespace) -> int:
     """List keys (never their secrets)."""
+
     async def work(accounts: Accounts) -> int:
         keys = await accounts.store.list_api_keys(args.tenant)
-        _print_json([{"key_id": k.key_id, "tenant": k.tenant, "scopes": list(k.scopes),
-                      "name": k.name, "created_at": k.created_at, "revoked_at": k.revoked_at}
-                     for k in keys])
+        _print_json(
+            [
+                {
+                    "key_id": k.key_id,
+                    "tenant": k.tenant,
+                    "scopes": list(k.scopes),
+                    "name": k.name,
+                    "created_at": k.created_at,
+                    "revoked_at": k.revoked_at,
+                }
+                for k in keys
+            ]
+        )
         return 0
+
     return _run(work)
 
 
 def cmd_apikey_revoke(args: argparse.Namespace) -> int:
     """Revoke a key by id; it stops working on the next message."""
+
     async def work(accounts: Accounts) -> int:
         done = await accounts.revoke_api_key(args.key_id)
         print(f"{args.key_id}: {'revoked' if done else 'not found or already revoked'}")
         return 0 if done else 1
+
     return _run(work)
 
 
@@ -129,22 +152,40 @@ def cmd_users_create(args: argparse.Namespace) -> int:
     password = _password(args)
 
     async def work(accounts: Accounts) -> int:
-        user = await accounts.create_user(username=args.username, password=password,
-                                          tenant=args.tenant, permissions=_scopes(args.permission))
-        print(f"created user {user.username!r} in tenant {user.tenant!r} "
-              f"({' '.join(user.permissions)})")
+        user = await accounts.create_user(
+            username=args.username,
+            password=password,
+            tenant=args.tenant,
+            permissions=_scopes(args.permission),
+        )
+        print(
+            f"created user {user.username!r} in tenant {user.tenant!r} "
+            f"({' '.join(user.permissions)})"
+        )
         return 0
+
     return _run(work)
 
 
 def cmd_users_list(args: argparse.Namespace) -> int:
     """List users (never their password hashes)."""
+
     async def work(accounts: Accounts) -> int:
         users = await accounts.store.list_users(args.tenant)
-        _print_json([{"username": u.username, "tenant": u.tenant,
-                      "permissions": list(u.permissions), "disabled": u.disabled,
-                      "created_at": u.created_at} for u in users])
+        _print_json(
+            [
+                {
+                    "username": u.username,
+                    "tenant": u.tenant,
+                    "permissions": list(u.permissions),
+                    "disabled": u.disabled,
+                    "created_at": u.created_at,
+                }
+                for u in users
+            ]
+        )
         return 0
+
     return _run(work)
 
 
@@ -155,17 +196,21 @@ def _cmd_set_disabled(disabled: bool) -> Callable[[argparse.Namespace], int]:
             state = "disabled" if disabled else "enabled"
             print(f"{args.username}: {state if done else 'no such user'}")
             return 0 if done else 1
+
         return _run(work)
+
     cmd.__doc__ = "Disable a user: their tokens stop working." if disabled else "Enable a user."
     return cmd
 
 
 def cmd_users_set_permissions(args: argparse.Namespace) -> int:
     """Replace a user's permissions (issued tokens are narrowed at once)."""
+
     async def work(accounts: Accounts) -> int:
         done = await accounts.set_permissions(args.username, _scopes(args.permissions))
         print(f"{args.username}: {'updated' if done else 'no such user'}")
         return 0 if done else 1
+
     return _run(work)
 
 
@@ -179,9 +224,16 @@ def cmd_login(args: argparse.Namespace) -> int:
         else:
             assert password is not None
             pair = await accounts.login(args.username, password)
-        _print_json({"access_token": pair.access_token, "refresh_token": pair.refresh_token,
-                     "token_type": pair.token_type, "expires_in": pair.expires_in})
+        _print_json(
+            {
+                "access_token": pair.access_token,
+                "refresh_token": pair.refresh_token,
+                "token_type": pair.token_type,
+                "expires_in": pair.expires_in,
+            }
+        )
         return 0
+
     if not args.refresh and not args.username:
         print("error: give a USERNAME, or --refresh TOKEN", file=sys.stderr)
         return 2
@@ -190,10 +242,12 @@ def cmd_login(args: argparse.Namespace) -> int:
 
 def cmd_logout(args: argparse.Namespace) -> int:
     """Revoke the session of a refresh token (every token it rotated into)."""
+
     async def work(accounts: Accounts) -> int:
         done = await accounts.logout(args.refresh)
         print("session revoked" if done else "unknown or already revoked")
         return 0 if done else 1
+
     return _run(work)
 
 
@@ -203,8 +257,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser("token", help="mint an access token (JWT) from the configured key")
     p.add_argument("--tenant", required=True)
     p.add_argument("--scope", action="append", required=True, help=scope_help)
-    p.add_argument("--ttl", type=parse_ttl, default=None,
-                   help="e.g. 30m (default: JWT_EXPIRATION_MINUTES)")
+    p.add_argument(
+        "--ttl", type=parse_ttl, default=None, help="e.g. 30m (default: JWT_EXPIRATION_MINUTES)"
+    )
     p.add_argument("--sub", help="subject claim (default cli:<login name>)")
     p.set_defaults(func=cmd_token)
 
@@ -245,8 +300,11 @@ def register(sub: Any) -> None:
     p = sub.add_parser("login", help="log in: access + refresh token (JSON)")
     p.add_argument("username", nargs="?", metavar="USERNAME")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    p.add_argument("--refresh", metavar="REFRESH_TOKEN",
-                   help="rotate this refresh token instead of using a password")
+    p.add_argument(
+        "--refresh",
+        metavar="REFRESH_TOKEN",
+        help="rotate this refresh token instead of using a password",
+    )
     p.set_defaults(func=cmd_login)
     p = sub.add_parser("logout", help="revoke a refresh token's session")
     p.add_argument("--refresh", required=True, metavar="REFRESH_TOKEN")

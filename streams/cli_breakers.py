@@ -30,8 +30,11 @@ from streams.topics import Topics
 __all__ = ["FleetState", "post_webhook", "register", "render_line", "webhook_payload"]
 
 log = structlog.get_logger(__name__)
-_ICONS = {"open": ":red_circle:", "half-open": ":large_yellow_circle:",
-          "closed": ":large_green_circle:"}
+_ICONS = {
+    "open": ":red_circle:",
+    "half-open": ":large_yellow_circle:",
+    "closed": ":large_green_circle:",
+}
 
 
 class FleetState:
@@ -55,8 +58,10 @@ class FleetState:
         dump = _dump
         return {
             "breakers": {name: dump(e) for name, e in sorted(self.latest.items())},
-            "workers": {name: {w: dump(e) for w, e in sorted(per.items())}
-                        for name, per in sorted(self.by_worker.items())},
+            "workers": {
+                name: {w: dump(e) for w, e in sorted(per.items())}
+                for name, per in sorted(self.by_worker.items())
+            },
         }
 
     def render(self) -> str:
@@ -65,14 +70,24 @@ class FleetState:
             return "no breaker events yet: every breaker is closed (or no worker has run)"
         rows = [("BREAKER", "STATE", "WORKER", "SINCE (UTC)", "FAILS", "LAST ERROR")]
         for name, event in sorted(self.latest.items()):
-            rows.append((name, event.to.upper(), "fleet (latest)", _at(event),
-                         str(event.fail_counter), (event.error or "")[:60]))
+            rows.append(
+                (
+                    name,
+                    event.to.upper(),
+                    "fleet (latest)",
+                    _at(event),
+                    str(event.fail_counter),
+                    (event.error or "")[:60],
+                )
+            )
             for worker, per in sorted(self.by_worker.get(name, {}).items()):
-                rows.append(("", per.to, worker, _at(per), str(per.fail_counter),
-                             (per.error or "")[:60]))
+                rows.append(
+                    ("", per.to, worker, _at(per), str(per.fail_counter), (per.error or "")[:60])
+                )
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
-                         for r in rows)
+        return "\n".join(
+            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+        )
 
 
 def _dump(event: BreakerEvent) -> dict[str, Any]:
@@ -86,22 +101,32 @@ def _at(event: BreakerEvent) -> str:
 
 def render_line(event: BreakerEvent) -> str:
     """One human line per transition."""
-    line = (f"{_at(event)}  {event.breaker}: {event.from_} -> {event.to}  "
-            f"worker={event.worker} fails={event.fail_counter}")
+    line = (
+        f"{_at(event)}  {event.breaker}: {event.from_} -> {event.to}  "
+        f"worker={event.worker} fails={event.fail_counter}"
+    )
     return f"{line}  error={event.error}" if event.error else line
 
 
 def webhook_payload(event: BreakerEvent) -> dict[str, Any]:
     """The event as JSON plus a Slack-compatible ``text``."""
-    text = (f"{_ICONS.get(event.to, '')} circuit breaker *{event.breaker}* "
-            f"{event.from_} → *{event.to}* on `{event.worker}` (fails: {event.fail_counter})")
+    text = (
+        f"{_ICONS.get(event.to, '')} circuit breaker *{event.breaker}* "
+        f"{event.from_} → *{event.to}* on `{event.worker}` (fails: {event.fail_counter})"
+    )
     if event.error:
         text += f"\n> {event.error}"
     return {**_dump(event), "text": text.strip()}
 
 
-async def post_webhook(client: httpx.AsyncClient, url: str, payload: dict[str, Any], *,
-                       attempts: int = 4, initial_delay_s: float = 0.5) -> bool:
+async def post_webhook(
+    client: httpx.AsyncClient,
+    url: str,
+    payload: dict[str, Any],
+    *,
+    attempts: int = 4,
+    initial_delay_s: float = 0.5,
+) -> bool:
     """POST ``payload``, retrying errors, 429 and 5xx; False when every attempt failed."""
     delay = initial_delay_s
     for attempt in range(1, attempts + 1):
@@ -153,8 +178,12 @@ async def _assign(consumer: AIOKafkaConsumer, topic: str, timeout_s: float) -> l
 async def run_breakers(settings: Settings, args: argparse.Namespace) -> int:
     """The command: snapshot, then (``--follow``) every new transition."""
     topic = Topics.from_settings(settings.kafka).breaker_events
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, group_id=None,
-                                enable_auto_commit=False, fetch_max_wait_ms=200)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=200,
+    )
     fleet = FleetState()
     await consumer.start()
     try:
@@ -208,10 +237,21 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser("breakers", help="the fleet's breaker states (events topic)")
     p.add_argument("--follow", action="store_true", help="then print each transition as it happens")
     p.add_argument("--json", action="store_true", help="JSON instead of a table / lines")
-    p.add_argument("--fail-on", choices=["open", "half-open"], default=None,
-                   help="exit 1 when a breaker is (or, with --follow, becomes) in this state")
-    p.add_argument("--webhook", metavar="URL",
-                   help="with --follow: POST each transition as JSON (Slack-compatible 'text')")
-    p.add_argument("--timeout", type=float, default=15.0,
-                   help="seconds allowed to read the topic up to its end")
+    p.add_argument(
+        "--fail-on",
+        choices=["open", "half-open"],
+        default=None,
+        help="exit 1 when a breaker is (or, with --follow, becomes) in this state",
+    )
+    p.add_argument(
+        "--webhook",
+        metavar="URL",
+        help="with --follow: POST each transition as JSON (Slack-compatible 'text')",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=15.0,
+        help="seconds allowed to read the topic up to its end",
+    )
     p.set_defaults(func=cmd_breakers)

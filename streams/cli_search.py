@@ -58,8 +58,7 @@ async def search(settings: Settings, args: argparse.Namespace) -> int:
     console = Console()
     try:
         filters = parse_filters(args.filter)
-        async with SearchClient(settings.kafka, token=args.token,
-                                api_key=args.api_key) as client:
+        async with SearchClient(settings.kafka, token=args.token, api_key=args.api_key) as client:
             result = await client.search(
                 args.query,
                 tenant=args.tenant,

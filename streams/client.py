@@ -86,7 +86,7 @@ class ReplyChannel:
                     future.set_result(record)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - fail every waiter loudly, not silently
+        except Exception as exc:
             log.error("reply_reader_died", error=repr(exc))
             for future in self._pending.values():
                 if not future.done():
@@ -104,7 +104,12 @@ class ReplyChannel:
         self._pending.pop(correlation_id, None)
 
     async def send(
-        self, topic: str, *, key: bytes | None, value: bytes, correlation_id: str,
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes,
+        correlation_id: str,
         extra_headers: Iterable[tuple[str, bytes]] = (),
     ) -> None:
         """Send a request whose replies come to this channel's topic."""
@@ -121,15 +126,25 @@ class ReplyChannel:
             raise DependencyError(f"cannot send to {topic}: {exc!r}") from exc
 
     async def request(
-        self, topic: str, *, key: bytes | None, value: bytes, timeout_s: float,
+        self,
+        topic: str,
+        *,
+        key: bytes | None,
+        value: bytes,
+        timeout_s: float,
         extra_headers: Iterable[tuple[str, bytes]] = (),
     ) -> Any:
         """Send one request and wait for its reply record."""
         correlation_id = uuid.uuid4().hex
         future = self.expect(correlation_id)
         try:
-            await self.send(topic, key=key, value=value, correlation_id=correlation_id,
-                            extra_headers=extra_headers)
+            await self.send(
+                topic,
+                key=key,
+                value=value,
+                correlation_id=correlation_id,
+                extra_headers=extra_headers,
+            )
             async with asyncio.timeout(timeout_s):
                 return await future
         except TimeoutError as exc:
@@ -194,15 +209,29 @@ class SearchClient(_Client):
     """Search over topics; many requests may be in flight at once."""
 
     async def search(
-        self, query: str, *, tenant: str, top_k: int = 5, mode: str = "hybrid",
-        filters: Mapping[str, Any] | None = None, timeout_s: float = 10.0,
+        self,
+        query: str,
+        *,
+        tenant: str,
+        top_k: int = 5,
+        mode: str = "hybrid",
+        filters: Mapping[str, Any] | None = None,
+        timeout_s: float = 10.0,
     ) -> SearchResult:
         """Send a query and return the worker's result; raises ``RemoteError`` on ``error``."""
-        request = SearchRequest(query=query, tenant=tenant, top_k=top_k, mode=mode,  # type: ignore[arg-type]
-                                filters=dict(filters or {}))
+        request = SearchRequest(
+            query=query,
+            tenant=tenant,
+            top_k=top_k,
+            mode=mode,  # type: ignore[arg-type]
+            filters=dict(filters or {}),
+        )
         record = await self._channel.request(
-            self.topics.search_requests, key=None, value=encode(request),
-            timeout_s=timeout_s, extra_headers=self._auth,
+            self.topics.search_requests,
+            key=None,
+            value=encode(request),
+            timeout_s=timeout_s,
+            extra_headers=self._auth,
         )
         result = SearchResult.model_validate_json(record.value)
         if result.status == "error" and result.error is not None:
@@ -221,8 +250,13 @@ class IngestClient(_Client):
         """Send a document; the returned future resolves to its ``IngestResult``."""
         correlation_id = uuid.uuid4().hex
         raw = self._channel.expect(correlation_id)
-        await self._channel.send(self.topics.documents, key=doc.id.encode(), value=encode(doc),
-                                 correlation_id=correlation_id, extra_headers=self._auth)
+        await self._channel.send(
+            self.topics.documents,
+            key=doc.id.encode(),
+            value=encode(doc),
+            correlation_id=correlation_id,
+            extra_headers=self._auth,
+        )
         result: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
 
         def _done(f: asyncio.Future[Any]) -> None:
@@ -238,11 +272,15 @@ class IngestClient(_Client):
         raw.add_done_callback(_done)
         return result
 
-    async def ingest(self, doc: DocumentUpsert | DocumentDelete, *, timeout_s: float = 60.0) -> IngestResult:
+    async def ingest(
+        self, doc: DocumentUpsert | DocumentDelete, *, timeout_s: float = 60.0
+    ) -> IngestResult:
         """Send one document and wait for its result."""
         future = await self.submit(doc)
         try:
             async with asyncio.timeout(timeout_s):
                 return await future
         except TimeoutError as exc:
-            raise RequestTimeoutError(f"no ingest result for {doc.id!r} within {timeout_s}s") from exc
+            raise RequestTimeoutError(
+                f"no ingest result for {doc.id!r} within {timeout_s}s"
+            ) from exc

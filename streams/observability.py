@@ -45,8 +45,15 @@ _INTEGRATIONS = [
     ("sentry_sdk.integrations.httpx", "HttpxIntegration"),
     ("sentry_sdk.integrations.httpx2", "Httpx2Integration"),  # the openai client's transport
 ]
-_LEVELS = {"debug": "debug", "info": "info", "warning": "warning", "warn": "warning",
-           "error": "error", "exception": "error", "critical": "fatal"}
+_LEVELS = {
+    "debug": "debug",
+    "info": "info",
+    "warning": "warning",
+    "warn": "warning",
+    "error": "error",
+    "exception": "error",
+    "critical": "fatal",
+}
 
 
 def _loop_running() -> bool:
@@ -79,8 +86,7 @@ def _scrub_breadcrumb(crumb: Any, hint: Any = None) -> Any:
     return scrub_data(crumb)
 
 
-def init_sentry(settings: SentrySettings, *, release: str | None = None,
-                **options: Any) -> bool:
+def init_sentry(settings: SentrySettings, *, release: str | None = None, **options: Any) -> bool:
     """Start the Sentry client from settings; False (and nothing done) without a DSN."""
     if settings.dsn is None or not settings.dsn.get_secret_value():
         return False
@@ -96,8 +102,11 @@ def init_sentry(settings: SentrySettings, *, release: str | None = None,
         before_breadcrumb=_scrub_breadcrumb,
         **options,
     )
-    log.info("sentry_started", environment=settings.environment,
-             traces_sample_rate=settings.traces_sample_rate)
+    log.info(
+        "sentry_started",
+        environment=settings.environment,
+        traces_sample_rate=settings.traces_sample_rate,
+    )
     return True
 
 
@@ -109,7 +118,9 @@ def enable_asyncio() -> None:
 
 
 def capture_exception(
-    exc: BaseException, *, context: Mapping[str, Mapping[str, Any]] | None = None,
+    exc: BaseException,
+    *,
+    context: Mapping[str, Mapping[str, Any]] | None = None,
     tags: Mapping[str, Any] | None = None,
 ) -> str | None:
     """Report ``exc`` with named contexts and tags; the event id (None when Sentry is off)."""
@@ -123,7 +134,10 @@ def capture_exception(
 
 
 def capture_message(
-    message: str, *, level: str = "info", context: Mapping[str, Mapping[str, Any]] | None = None,
+    message: str,
+    *,
+    level: str = "info",
+    context: Mapping[str, Mapping[str, Any]] | None = None,
     tags: Mapping[str, Any] | None = None,
 ) -> str | None:
     """Report a message at ``level``; the event id (None when Sentry is off)."""
@@ -137,16 +151,27 @@ def capture_message(
 
 
 def report_agent_failure(
-    exc: BaseException, *, agent: str, message: Any, breakers: Mapping[str, str],
-    document_id: str | None = None, correlation_id: str | None = None,
+    exc: BaseException,
+    *,
+    agent: str,
+    message: Any,
+    breakers: Mapping[str, str],
+    document_id: str | None = None,
+    correlation_id: str | None = None,
     tenant: str | None = None,
 ) -> str | None:
     """An unexpected agent exception: tags (agent, topic, partition, offset, breaker states)
     and the message context (document id, correlation id, tenant)."""
-    tags = {"agent": agent, "topic": message.topic, "partition": message.partition,
-            "offset": message.offset, **breakers}
-    context = {"message": {"document_id": document_id, "correlation_id": correlation_id,
-                           "tenant": tenant}}
+    tags = {
+        "agent": agent,
+        "topic": message.topic,
+        "partition": message.partition,
+        "offset": message.offset,
+        **breakers,
+    }
+    context = {
+        "message": {"document_id": document_id, "correlation_id": correlation_id, "tenant": tenant}
+    }
     return capture_exception(exc, tags=tags, context=context)
 
 
@@ -158,14 +183,20 @@ def on_breaker_transition(transition: Transition) -> None:
         f"circuit breaker {transition.breaker!r} opened",
         level="warning",
         tags={"breaker": transition.breaker, "breaker.from": transition.old},
-        context={"breaker": {"fail_counter": transition.fail_counter,
-                             "error": transition.error, "at": transition.at.isoformat()}},
+        context={
+            "breaker": {
+                "fail_counter": transition.fail_counter,
+                "error": transition.error,
+                "at": transition.at.isoformat(),
+            }
+        },
     )
 
 
 @contextlib.contextmanager
-def message_transaction(agent: str, message: Any, *, tags: Mapping[str, Any] | None = None
-                        ) -> Iterator[Any]:
+def message_transaction(
+    agent: str, message: Any, *, tags: Mapping[str, Any] | None = None
+) -> Iterator[Any]:
     """One isolated scope and one (sampled) transaction per processed message."""
     with sentry_sdk.isolation_scope() as scope:
         scope.set_tag("agent", agent)
@@ -174,8 +205,9 @@ def message_transaction(agent: str, message: Any, *, tags: Mapping[str, Any] | N
         scope.set_tag("offset", str(message.offset))
         for key, value in (tags or {}).items():
             scope.set_tag(key, str(value))
-        with sentry_sdk.start_transaction(op="queue.process", name=f"{agent} {message.topic}",
-                                          source="task") as transaction:
+        with sentry_sdk.start_transaction(
+            op="queue.process", name=f"{agent} {message.topic}", source="task"
+        ) as transaction:
             yield transaction
 
 
@@ -200,14 +232,20 @@ class Traced:
         return traced
 
 
-def breadcrumbs(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
-                ) -> MutableMapping[str, Any]:
+def breadcrumbs(
+    logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     """structlog processor: every log line is also a (scrubbed) Sentry breadcrumb."""
     if sentry_sdk.get_client().is_active():
-        data = {k: v if isinstance(v, (str, int, float, bool, type(None))) else repr(v)
-                for k, v in event_dict.items() if k not in ("event", "timestamp", "exc_info")}
+        data = {
+            k: v if isinstance(v, (str, int, float, bool, type(None))) else repr(v)
+            for k, v in event_dict.items()
+            if k not in ("event", "timestamp", "exc_info")
+        }
         sentry_sdk.add_breadcrumb(
-            category="log", message=str(event_dict.get("event", "")),
-            level=_LEVELS.get(method_name, "info"), data=data,
+            category="log",
+            message=str(event_dict.get("event", "")),
+            level=_LEVELS.get(method_name, "info"),
+            data=data,
         )
     return event_dict

@@ -71,18 +71,27 @@ class Runtime:
         b = settings.breakers
         embedding = "openai" if settings.embedding.provider == "openai" else "embedding"
         self.breakers = {
-            embedding: Breaker(embedding, fail_max=b.openai_fail_max,
-                               reset_timeout_s=b.openai_reset_timeout_s,
-                               call_timeout_s=b.openai_call_timeout_s,
-                               unavailable=EmbeddingUnavailableError),
-            "vectordb": Breaker("vectordb", fail_max=b.vectordb_fail_max,
-                                reset_timeout_s=b.vectordb_reset_timeout_s,
-                                call_timeout_s=b.vectordb_call_timeout_s,
-                                unavailable=StoreUnavailableError),
-            "elasticsearch": Breaker("elasticsearch", fail_max=b.elasticsearch_fail_max,
-                                     reset_timeout_s=b.elasticsearch_reset_timeout_s,
-                                     call_timeout_s=b.elasticsearch_call_timeout_s,
-                                     unavailable=StoreUnavailableError),
+            embedding: Breaker(
+                embedding,
+                fail_max=b.openai_fail_max,
+                reset_timeout_s=b.openai_reset_timeout_s,
+                call_timeout_s=b.openai_call_timeout_s,
+                unavailable=EmbeddingUnavailableError,
+            ),
+            "vectordb": Breaker(
+                "vectordb",
+                fail_max=b.vectordb_fail_max,
+                reset_timeout_s=b.vectordb_reset_timeout_s,
+                call_timeout_s=b.vectordb_call_timeout_s,
+                unavailable=StoreUnavailableError,
+            ),
+            "elasticsearch": Breaker(
+                "elasticsearch",
+                fail_max=b.elasticsearch_fail_max,
+                reset_timeout_s=b.elasticsearch_reset_timeout_s,
+                call_timeout_s=b.elasticsearch_call_timeout_s,
+                unavailable=StoreUnavailableError,
+            ),
         }
         self._embedding_breaker = self.breakers[embedding]
         # Transitions: logged and put on the events topic (the app gives it a producer),
@@ -98,8 +107,10 @@ class Runtime:
 
     async def start(self) -> None:
         """Start every client once; concurrent callers wait for the same start."""
-        failed = self._started is not None and self._started.done() and (
-            self._started.cancelled() or self._started.exception() is not None
+        failed = (
+            self._started is not None
+            and self._started.done()
+            and (self._started.cancelled() or self._started.exception() is not None)
         )
         if self._started is None or failed:
             self._started = asyncio.ensure_future(self._start())
@@ -115,13 +126,16 @@ class Runtime:
         )
         # Every outside call goes through its breaker from here on.
         # Each call is also a Sentry span of the message's transaction.
-        guarded: Any = Guarded(self.embedder, self._embedding_breaker,
-                               unguarded=("aclose", "start"))
+        guarded: Any = Guarded(
+            self.embedder, self._embedding_breaker, unguarded=("aclose", "start")
+        )
         embedder: Any = observability.Traced(guarded, op="embedding")
-        vectors: Any = observability.Traced(Guarded(self.vectors, self.breakers["vectordb"]),
-                                            op="vector")
-        keywords: Any = observability.Traced(Guarded(self.keywords, self.breakers["elasticsearch"]),
-                                             op="keyword")
+        vectors: Any = observability.Traced(
+            Guarded(self.vectors, self.breakers["vectordb"]), op="vector"
+        )
+        keywords: Any = observability.Traced(
+            Guarded(self.keywords, self.breakers["elasticsearch"]), op="keyword"
+        )
         catalog: Any = observability.Traced(self.catalog, op="catalog")
         await asyncio.gather(self.catalog.start(), keywords.start(), vectors.start())
         await self.auth.start(self.settings)
@@ -162,8 +176,12 @@ class Runtime:
 
     async def aclose(self) -> None:
         """Close every client; safe to call twice."""
-        closers = [self.catalog.aclose(), self.keywords.aclose(), self.embedder.aclose(),
-                   self.auth.aclose()]
+        closers = [
+            self.catalog.aclose(),
+            self.keywords.aclose(),
+            self.embedder.aclose(),
+            self.auth.aclose(),
+        ]
         if self.vectors is not None:
             closers.append(self.vectors.aclose())
         await asyncio.gather(*closers, return_exceptions=True)

@@ -16,11 +16,31 @@ __all__ = ["FILTERED", "SENSITIVE_KEYS", "scrub_data", "scrub_text"]
 
 FILTERED = "[Filtered]"
 
-SENSITIVE_KEYS = frozenset({
-    "authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key", "api_key",
-    "apikey", "api-key", "password", "passwd", "secret", "client_secret", "token",
-    "access_token", "refresh_token", "id_token", "jwt", "dsn", "text", "query", "body",
-})
+SENSITIVE_KEYS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+        "api_key",
+        "apikey",
+        "api-key",
+        "password",
+        "passwd",
+        "secret",
+        "client_secret",
+        "token",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "jwt",
+        "dsn",
+        "text",
+        "query",
+        "body",
+    }
+)
 """Keys (case-insensitive, ``-``/``_`` alike) whose values never leave: credentials and
 document or query text."""
 
@@ -36,8 +56,13 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # Credentials in URLs: scheme://user:password@host.
     (re.compile(r"(?i)([a-z][a-z0-9+.\-]*://[^/\s:@]+):[^/\s@]+@"), r"\1:" + FILTERED + "@"),
     # key=value / key: value pairs naming a secret.
-    (re.compile(r"(?i)\b(password|passwd|pwd|secret|api[_-]?key|token|access_token)"
-                r"(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&'\"]+)"), r"\1\2" + FILTERED),
+    (
+        re.compile(
+            r"(?i)\b(password|passwd|pwd|secret|api[_-]?key|token|access_token)"
+            r"(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&'\"]+)"
+        ),
+        r"\1\2" + FILTERED,
+    ),
 ]
 
 
@@ -68,8 +93,10 @@ def _scrub(data: Any, extra: frozenset[str]) -> Any:
     if isinstance(data, str):
         return scrub_text(data)
     if isinstance(data, dict):
-        return {k: FILTERED if _sensitive(k, extra) and v not in (None, "") else _scrub(v, extra)
-                for k, v in data.items()}
+        return {
+            k: FILTERED if _sensitive(k, extra) and v not in (None, "") else _scrub(v, extra)
+            for k, v in data.items()
+        }
     if isinstance(data, (list, tuple)):
         # Header lists come as [name, value] pairs.
         if len(data) == 2 and _sensitive(data[0], extra):

@@ -28,6 +28,7 @@ __all__ = [
     "default_data_dir",
 ]
 
+
 def default_data_dir() -> Path:
     """The dev stack's data dir: ``RAGSTREAM_DATA_DIR`` or ``./.ragstream``."""
     import os

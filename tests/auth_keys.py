@@ -52,7 +52,8 @@ def make_key_files(directory: Path) -> KeyFiles:
     none = serialization.NoEncryption()
     rsa_private = rsa_key.private_bytes(serialization.Encoding.PEM, pkcs8, none)
     rsa_public = rsa_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     ec_private = ec_key.private_bytes(serialization.Encoding.PEM, pkcs8, none)
     rotated = b"rotated-hs-secret-" + hashlib.sha256(rsa_public).hexdigest().encode()
     rsa_jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(rsa_key.public_key()))
@@ -67,20 +68,33 @@ def make_key_files(directory: Path) -> KeyFiles:
     paths["rsa.pub"].write_bytes(rsa_public)
     paths["ec.pem"].write_bytes(ec_private)
     paths["jwks.json"].write_text(json.dumps({"keys": keys}))
-    return KeyFiles(paths["rsa.pem"], paths["rsa.pub"], paths["ec.pem"], paths["jwks.json"],
-                    rsa_private, rsa_public, ec_private, rotated)
+    return KeyFiles(
+        paths["rsa.pem"],
+        paths["rsa.pub"],
+        paths["ec.pem"],
+        paths["jwks.json"],
+        rsa_private,
+        rsa_public,
+        ec_private,
+        rotated,
+    )
 
 
 def claims(tenant: str, *scopes: str, ttl_s: int = 300, **extra: Any) -> dict[str, Any]:
     """Valid claims for ``tenant`` with ``scopes`` (override or add any with ``extra``)."""
     now = int(time.time())
-    return {"sub": "svc-test", "tenant": tenant, "scopes": list(scopes), "iat": now,
-            "exp": now + ttl_s} | extra
+    return {
+        "sub": "svc-test",
+        "tenant": tenant,
+        "scopes": list(scopes),
+        "iat": now,
+        "exp": now + ttl_s,
+    } | extra
 
 
 def forge(header: dict[str, Any], payload: dict[str, Any], key: bytes | None = None) -> str:
     """A compact JWS with any header; HMAC-SHA256 with ``key``, or no signature when None."""
-    signing_input = (_b64(json.dumps(header).encode()) + "." + _b64(json.dumps(payload).encode()))
+    signing_input = _b64(json.dumps(header).encode()) + "." + _b64(json.dumps(payload).encode())
     signature = b""
     if key is not None:
         signature = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()

@@ -28,16 +28,25 @@ def _now() -> datetime:
 
 
 def _key(tenant: str, **changes: Any) -> ApiKeyRecord:
-    fields: dict[str, Any] = {"key_id": _id(), "tenant": tenant, "scopes": ("search:read",),
-                              "secret_hash": "$2b$04$hash", "name": "producer",
-                              "created_at": _now()} | changes
+    fields: dict[str, Any] = {
+        "key_id": _id(),
+        "tenant": tenant,
+        "scopes": ("search:read",),
+        "secret_hash": "$2b$04$hash",
+        "name": "producer",
+        "created_at": _now(),
+    } | changes
     return ApiKeyRecord(**fields)
 
 
 def _user(tenant: str, **changes: Any) -> UserRecord:
-    fields: dict[str, Any] = {"username": f"u-{_id()}", "tenant": tenant,
-                              "permissions": ("documents:write", "search:read"),
-                              "password_hash": "$2b$04$hash", "created_at": _now()} | changes
+    fields: dict[str, Any] = {
+        "username": f"u-{_id()}",
+        "tenant": tenant,
+        "permissions": ("documents:write", "search:read"),
+        "password_hash": "$2b$04$hash",
+        "created_at": _now(),
+    } | changes
     return UserRecord(**fields)
 
 
@@ -82,11 +91,18 @@ class AuthStoreContract:
         await auth_store.add_user(user)
         assert await auth_store.get_user(user.username) == user
         assert await auth_store.list_users(tenant) == [user]
-        assert await auth_store.update_user(user.username, disabled=True,
-                                            permissions=("admin",), password_hash="new") is True
+        assert (
+            await auth_store.update_user(
+                user.username, disabled=True, permissions=("admin",), password_hash="new"
+            )
+            is True
+        )
         changed = await auth_store.get_user(user.username)
         assert (changed.disabled, changed.permissions, changed.password_hash) == (
-            True, ("admin",), "new")
+            True,
+            ("admin",),
+            "new",
+        )
         assert await auth_store.update_user("missing", disabled=True) is False
 
     async def test_sessions_and_refresh_tokens(self, auth_store: Any) -> None:
@@ -95,8 +111,12 @@ class AuthStoreContract:
         await auth_store.add_user(user)
         session = SessionRecord(session_id=_id(), username=user.username, created_at=_now())
         await auth_store.add_session(session)
-        token = RefreshTokenRecord(token_hash=uuid.uuid4().hex * 2, session_id=session.session_id,
-                                   expires_at=_now() + timedelta(days=1), created_at=_now())
+        token = RefreshTokenRecord(
+            token_hash=uuid.uuid4().hex * 2,
+            session_id=session.session_id,
+            expires_at=_now() + timedelta(days=1),
+            created_at=_now(),
+        )
         await auth_store.add_refresh_token(token)
         assert await auth_store.get_refresh_token(token.token_hash) == token
         at = _now()
@@ -109,8 +129,12 @@ class AuthStoreContract:
 
     async def test_a_refresh_token_needs_an_existing_session(self, auth_store: Any) -> None:
         """Orphan refresh tokens are refused (a foreign key in SQL)."""
-        token = RefreshTokenRecord(token_hash=uuid.uuid4().hex, session_id="no-such-session",
-                                   expires_at=_now(), created_at=_now())
+        token = RefreshTokenRecord(
+            token_hash=uuid.uuid4().hex,
+            session_id="no-such-session",
+            expires_at=_now(),
+            created_at=_now(),
+        )
         with pytest.raises(StoreRejectedError):
             await auth_store.add_refresh_token(token)
 

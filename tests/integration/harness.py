@@ -78,7 +78,11 @@ class WorkerProcess:
         return self
 
     async def wait_ready(
-        self, kafka: KafkaSettings, *, tenant: str, timeout_s: float = 120,
+        self,
+        kafka: KafkaSettings,
+        *,
+        tenant: str,
+        timeout_s: float = 120,
         token: str | None = None,
     ) -> None:
         """Poll with search requests (carrying ``token`` if given) until the worker answers one."""

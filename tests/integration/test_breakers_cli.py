@@ -24,10 +24,17 @@ from tests.integration.harness import ROOT, produce
 
 
 def _event(breaker: str, old: str, new: str, worker: str, fails: int = 0) -> BreakerEvent:
-    return BreakerEvent.model_validate({
-        "breaker": breaker, "from": old, "to": new, "at": datetime.now(UTC),
-        "fail_counter": fails, "worker": worker,
-        "error": "StoreUnavailableError: refused" if new == "open" else None})
+    return BreakerEvent.model_validate(
+        {
+            "breaker": breaker,
+            "from": old,
+            "to": new,
+            "at": datetime.now(UTC),
+            "fail_counter": fails,
+            "worker": worker,
+            "error": "StoreUnavailableError: refused" if new == "open" else None,
+        }
+    )
 
 
 class _Hook(BaseHTTPRequestHandler):
@@ -57,47 +64,71 @@ def webhook() -> Iterator[Any]:
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "streams.cli", "breakers", *args],
-                            env={**os.environ, **env}, cwd=ROOT, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "breakers", *args],
+        env={**os.environ, **env},
+        cwd=ROOT,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 async def test_fleet_state_follow_fail_on_open_and_webhook(
-    kafka_bootstrap: str, topic_prefix: str, webhook: Any,
+    kafka_bootstrap: str,
+    topic_prefix: str,
+    webhook: Any,
 ) -> None:
     """The latest event per breaker is the state; a new opening is printed, posted, and exits 1."""
     # The prefix has only its env alias: ``KafkaSettings(topic_prefix=...)`` would be ignored.
-    kafka = KafkaSettings.model_validate({"bootstrap_servers": kafka_bootstrap,
-                                          "RAGSTREAM_TOPIC_PREFIX": topic_prefix})
+    kafka = KafkaSettings.model_validate(
+        {"bootstrap_servers": kafka_bootstrap, "RAGSTREAM_TOPIC_PREFIX": topic_prefix}
+    )
     assert kafka.topic_prefix == topic_prefix
     topics = await ensure_topics(kafka)
     env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "RAGSTREAM_TOPIC_PREFIX": topic_prefix}
-    history = [_event("elasticsearch", "closed", "open", "a:1", 3),
-               _event("elasticsearch", "open", "half-open", "a:1", 3),
-               _event("elasticsearch", "half-open", "closed", "a:1"),
-               _event("vectordb", "closed", "open", "b:2", 3)]
+    history = [
+        _event("elasticsearch", "closed", "open", "a:1", 3),
+        _event("elasticsearch", "open", "half-open", "a:1", 3),
+        _event("elasticsearch", "half-open", "closed", "a:1"),
+        _event("vectordb", "closed", "open", "b:2", 3),
+    ]
     for event in history:
-        await produce(kafka_bootstrap, topics.breaker_events, key=event.breaker.encode(),
-                      value=encode(event))
+        await produce(
+            kafka_bootstrap, topics.breaker_events, key=event.breaker.encode(), value=encode(event)
+        )
 
     snapshot = _cli(env, "--json")
     out, err = await asyncio.to_thread(snapshot.communicate, timeout=60)
     assert snapshot.returncode == 0, err
     state = json.loads(out)
     assert {name: e["to"] for name, e in state["breakers"].items()} == {
-        "elasticsearch": "closed", "vectordb": "open"}
+        "elasticsearch": "closed",
+        "vectordb": "open",
+    }
     assert set(state["workers"]["elasticsearch"]) == {"a:1"}
 
     failing = _cli(env, "--fail-on", "open")
     out, _ = await asyncio.to_thread(failing.communicate, timeout=60)
     assert failing.returncode == 1 and "vectordb" in out and "OPEN" in out
 
-    follower = _cli({**env}, "--follow", "--json", "--fail-on", "half-open",
-                    "--webhook", f"http://127.0.0.1:{webhook.server_address[1]}/hook")
+    follower = _cli(
+        {**env},
+        "--follow",
+        "--json",
+        "--fail-on",
+        "half-open",
+        "--webhook",
+        f"http://127.0.0.1:{webhook.server_address[1]}/hook",
+    )
     try:
         await _wait_for_line(follower)  # the snapshot is printed: now following
-        await produce(kafka_bootstrap, topics.breaker_events, key=b"openai",
-                      value=encode(_event("openai", "open", "half-open", "c:3", 5)))
+        await produce(
+            kafka_bootstrap,
+            topics.breaker_events,
+            key=b"openai",
+            value=encode(_event("openai", "open", "half-open", "c:3", 5)),
+        )
         code = await asyncio.to_thread(follower.wait, timeout=60)
         out = follower.stdout.read() if follower.stdout else ""
     finally:

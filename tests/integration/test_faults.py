@@ -36,8 +36,10 @@ from streams.settings import KafkaSettings, Settings
 from tests.integration.harness import WorkerProcess, new_id
 
 T = TypeVar("T")
-TEXT = ("Resilient pipelines hold messages while a store is down and resume when it returns. "
-        "Every chunk id is deterministic so a replay overwrites instead of duplicating. ") * 4
+TEXT = (
+    "Resilient pipelines hold messages while a store is down and resume when it returns. "
+    "Every chunk id is deterministic so a replay overwrites instead of duplicating. "
+) * 4
 
 
 @dataclass
@@ -59,15 +61,18 @@ class Faults:
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Service]]:
     """This module's own Elasticsearch, Chroma and embedding servers."""
     root = tmp_path_factory.mktemp("fault-services")
-    with devstack.start_elasticsearch(data_dir=root / "es") as es, \
-            devstack.start_chroma(data_dir=root / "chroma") as chroma, \
-            devstack.start_embedding_server(data_dir=root / "emb") as emb:
+    with (
+        devstack.start_elasticsearch(data_dir=root / "es") as es,
+        devstack.start_chroma(data_dir=root / "chroma") as chroma,
+        devstack.start_embedding_server(data_dir=root / "emb") as emb,
+    ):
         yield {"elasticsearch": es, "chroma": chroma, "embeddings": emb}
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def faults(services: dict[str, Service], kafka_bootstrap: str,
-                 tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Faults]:
+async def faults(
+    services: dict[str, Service], kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Faults]:
     """A ready worker (openai provider, Chroma server, ES) with 2 s breaker resets."""
     prefix = f"f{secrets.token_hex(4)}"
     data_dir: Path = tmp_path_factory.mktemp("fault-worker")
@@ -97,10 +102,15 @@ async def faults(services: dict[str, Service], kafka_bootstrap: str,
         "INGEST_RETRY_MAX_S": "1",
         "RAGSTREAM_AUTH": "disabled",
         "RAGSTREAM_LOG_FORMAT": "json",
-        **{f"BREAKER_{name}_{knob}": value
-           for name in ("OPENAI", "VECTORDB", "ELASTICSEARCH")
-           for knob, value in (("FAIL_MAX", "2"), ("RESET_TIMEOUT_S", "2"),
-                               ("CALL_TIMEOUT_S", "5"))},
+        **{
+            f"BREAKER_{name}_{knob}": value
+            for name in ("OPENAI", "VECTORDB", "ELASTICSEARCH")
+            for knob, value in (
+                ("FAIL_MAX", "2"),
+                ("RESET_TIMEOUT_S", "2"),
+                ("CALL_TIMEOUT_S", "5"),
+            )
+        },
     }
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
@@ -108,14 +118,25 @@ async def faults(services: dict[str, Service], kafka_bootstrap: str,
         settings = Settings()
     embedder = build_embedder(settings)
     await embedder.start()
-    keywords = ElasticKeywordStore(url=settings.elasticsearch.url,
-                                   index=settings.elasticsearch.index_prefix)
-    vectors = ChromaVectorStore(collection=collection_name(prefix, embedder.name),
-                                url=settings.chroma.url)
+    keywords = ElasticKeywordStore(
+        url=settings.elasticsearch.url, index=settings.elasticsearch.index_prefix
+    )
+    vectors = ChromaVectorStore(
+        collection=collection_name(prefix, embedder.name), url=settings.chroma.url
+    )
     await embedder.aclose()
     worker = WorkerProcess(env, log_path=tmp_path_factory.mktemp("logs") / "worker.log").start()
-    state = Faults(env, settings, settings.kafka, worker, services["elasticsearch"],
-                   services["chroma"], services["embeddings"], keywords, vectors)
+    state = Faults(
+        env,
+        settings,
+        settings.kafka,
+        worker,
+        services["elasticsearch"],
+        services["chroma"],
+        services["embeddings"],
+        keywords,
+        vectors,
+    )
     try:
         await worker.wait_ready(settings.kafka, tenant="probe")
         yield state
@@ -138,8 +159,9 @@ async def _poll(check: Callable[[], Awaitable[T | None]], *, what: str, timeout_
 
 
 async def _submit(client: IngestClient, tenant: str, ids: list[str]) -> list[asyncio.Future[Any]]:
-    return [await client.submit(DocumentUpsert(id=i, tenant=tenant, text=f"{i}. {TEXT}"))
-            for i in ids]
+    return [
+        await client.submit(DocumentUpsert(id=i, tenant=tenant, text=f"{i}. {TEXT}")) for i in ids
+    ]
 
 
 async def _all_indexed(futures: list[asyncio.Future[Any]], timeout_s: float = 90) -> dict[str, int]:
@@ -162,8 +184,12 @@ async def _assert_exactly_once(f: Faults, tenant: str, chunks: dict[str, int]) -
 async def _read_all(f: Faults, name: str) -> list[Any]:
     """Every record of ``{prefix}.{name}`` up to its current end."""
     topic = f.kafka.topic(name)
-    consumer = AIOKafkaConsumer(bootstrap_servers=f.kafka.bootstrap_servers, group_id=None,
-                                enable_auto_commit=False, fetch_max_wait_ms=50)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=f.kafka.bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=50,
+    )
     await consumer.start()
     try:
         await consumer._client.force_metadata_update()
@@ -193,17 +219,19 @@ async def _assert_no_dead_letters(f: Faults, ids: list[str]) -> None:
 def _transition_seen(f: Faults, breaker: str, old: str, new: str) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
         events = [json.loads(r.value) for r in await _read_all(f, "breaker-events")]
-        return any(e["breaker"] == breaker and e["from"] == old and e["to"] == new
-                   for e in events)
+        return any(e["breaker"] == breaker and e["from"] == old and e["to"] == new for e in events)
+
     return check
 
 
 def _degraded(f: Faults, tenant: str, leg: str) -> Callable[[], Awaitable[Any]]:
     async def check() -> Any:
         async with SearchClient(f.kafka) as client:
-            result = await client.search("replay overwrites chunk", tenant=tenant, mode="hybrid",
-                                         timeout_s=20)
+            result = await client.search(
+                "replay overwrites chunk", tenant=tenant, mode="hybrid", timeout_s=20
+            )
         return result if result.status == "degraded" and result.degraded == [leg] else None
+
     return check
 
 

@@ -42,8 +42,9 @@ def authenticator(auth_settings: AuthSettings, accounts: Accounts) -> Authentica
 
 
 def _mint(settings: AuthSettings, tenant: str = "acme", *scopes: str, **extra: Any) -> str:
-    return TokenMinter(settings).mint(sub=extra.pop("sub", "svc"), tenant=tenant,
-                                      scopes=scopes or ("search:read",), extra=extra)
+    return TokenMinter(settings).mint(
+        sub=extra.pop("sub", "svc"), tenant=tenant, scopes=scopes or ("search:read",), extra=extra
+    )
 
 
 async def test_a_bearer_token_becomes_a_principal(
@@ -57,15 +58,18 @@ async def test_a_bearer_token_becomes_a_principal(
     assert lower == principal
 
 
-@pytest.mark.parametrize(("authorization", "api_key", "reason"), [
-    pytest.param(None, None, "no credential", id="nothing"),
-    pytest.param("", "", "no credential", id="empty-headers"),
-    pytest.param("Basic dXNlcjpwYXNz", None, "Bearer", id="basic-scheme"),
-    pytest.param("Bearer", None, "Bearer", id="bearer-without-token"),
-    pytest.param("Bearer x.y.z", "rsk_a_b", "not both", id="both-credentials"),
-    pytest.param(None, "not-a-key", "malformed", id="malformed-api-key"),
-    pytest.param(None, "rsk_000000000000_secret", "unknown or revoked", id="unknown-api-key"),
-])
+@pytest.mark.parametrize(
+    ("authorization", "api_key", "reason"),
+    [
+        pytest.param(None, None, "no credential", id="nothing"),
+        pytest.param("", "", "no credential", id="empty-headers"),
+        pytest.param("Basic dXNlcjpwYXNz", None, "Bearer", id="basic-scheme"),
+        pytest.param("Bearer", None, "Bearer", id="bearer-without-token"),
+        pytest.param("Bearer x.y.z", "rsk_a_b", "not both", id="both-credentials"),
+        pytest.param(None, "not-a-key", "malformed", id="malformed-api-key"),
+        pytest.param(None, "rsk_000000000000_secret", "unknown or revoked", id="unknown-api-key"),
+    ],
+)
 async def test_missing_or_malformed_credentials_are_unauthenticated(
     authenticator: Authenticator, authorization: str | None, api_key: str | None, reason: str
 ) -> None:
@@ -83,16 +87,19 @@ async def test_disabled_auth_accepts_everything() -> None:
     authorize_search(None, tenant="any")
 
 
-@pytest.mark.parametrize(("scopes", "tenant", "op", "allowed"), [
-    pytest.param({"documents:write"}, "acme", "upsert", True, id="write-upsert"),
-    pytest.param({"documents:write"}, "acme", "delete", False, id="write-cannot-delete"),
-    pytest.param({"documents:delete"}, "acme", "delete", True, id="delete-delete"),
-    pytest.param({"documents:delete"}, "acme", "upsert", False, id="delete-cannot-upsert"),
-    pytest.param({"search:read"}, "acme", "upsert", False, id="read-cannot-write"),
-    pytest.param({"admin"}, "acme", "delete", True, id="admin-implies-all"),
-    pytest.param({"documents:write"}, "other", "upsert", False, id="cross-tenant-write"),
-    pytest.param({"admin"}, "other", "upsert", False, id="admin-stays-in-its-tenant"),
-])
+@pytest.mark.parametrize(
+    ("scopes", "tenant", "op", "allowed"),
+    [
+        pytest.param({"documents:write"}, "acme", "upsert", True, id="write-upsert"),
+        pytest.param({"documents:write"}, "acme", "delete", False, id="write-cannot-delete"),
+        pytest.param({"documents:delete"}, "acme", "delete", True, id="delete-delete"),
+        pytest.param({"documents:delete"}, "acme", "upsert", False, id="delete-cannot-upsert"),
+        pytest.param({"search:read"}, "acme", "upsert", False, id="read-cannot-write"),
+        pytest.param({"admin"}, "acme", "delete", True, id="admin-implies-all"),
+        pytest.param({"documents:write"}, "other", "upsert", False, id="cross-tenant-write"),
+        pytest.param({"admin"}, "other", "upsert", False, id="admin-stays-in-its-tenant"),
+    ],
+)
 def test_document_authorization(scopes: set[str], tenant: str, op: str, allowed: bool) -> None:
     """Upsert needs documents:write, delete documents:delete, both in the token's tenant."""
     principal = Principal("svc", "acme", frozenset(scopes))
@@ -123,8 +130,9 @@ async def test_api_keys_authenticate_until_revoked(
     assert new.key.split("_", 2)[2] not in new.record.secret_hash
     for _ in range(2):  # the second time comes from the verification cache
         principal = await authenticator.authenticate(authorization=None, api_key=new.key)
-        assert principal == Principal(f"apikey:{new.record.key_id}", "acme",
-                                      frozenset({"documents:write"}))
+        assert principal == Principal(
+            f"apikey:{new.record.key_id}", "acme", frozenset({"documents:write"})
+        )
     wrong = new.key[:-4] + "AAAA"
     with pytest.raises(AuthenticationError):
         await authenticator.authenticate(authorization=None, api_key=wrong)
@@ -138,13 +146,18 @@ async def test_unknown_scopes_are_refused_at_creation(accounts: Accounts) -> Non
     with pytest.raises(SchemaValidationError, match="unknown scope"):
         await accounts.create_api_key(tenant="acme", scopes=["documents:*"])
     with pytest.raises(SchemaValidationError, match="at least one"):
-        await accounts.create_user(username="u", password="long-enough-pw", tenant="t",
-                                   permissions=[])
+        await accounts.create_user(
+            username="u", password="long-enough-pw", tenant="t", permissions=[]
+        )
 
 
 async def _user_tokens(accounts: Accounts, username: str = "alice") -> Any:
-    await accounts.create_user(username=username, password="correct horse", tenant="acme",
-                               permissions=["search:read", "documents:write"])
+    await accounts.create_user(
+        username=username,
+        password="correct horse",
+        tenant="acme",
+        permissions=["search:read", "documents:write"],
+    )
     return await accounts.login(username, "correct horse")
 
 
@@ -155,8 +168,9 @@ async def test_login_tokens_follow_the_user(
     pair = await _user_tokens(accounts)
     bearer = f"Bearer {pair.access_token}"
     principal = await authenticator.authenticate(authorization=bearer, api_key=None)
-    assert principal == Principal("user:alice", "acme",
-                                  frozenset({"search:read", "documents:write"}))
+    assert principal == Principal(
+        "user:alice", "acme", frozenset({"search:read", "documents:write"})
+    )
     await accounts.set_permissions("alice", ["search:read"])
     narrowed = await authenticator.authenticate(authorization=bearer, api_key=None)
     assert narrowed is not None and narrowed.scopes == {"search:read"}
@@ -187,8 +201,9 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(
         with pytest.raises(AuthenticationError, match="revoked"):
             await accounts.refresh(pair.refresh_token)
         with pytest.raises(AuthenticationError, match="revoked"):
-            await authenticator.authenticate(authorization=f"Bearer {pair.access_token}",
-                                             api_key=None)
+            await authenticator.authenticate(
+                authorization=f"Bearer {pair.access_token}", api_key=None
+            )
 
 
 async def test_logout_revokes_the_session(authenticator: Authenticator, accounts: Accounts) -> None:
@@ -237,19 +252,27 @@ async def test_first_admin_only_when_a_password_is_set(monkeypatch: pytest.Monke
             await Authenticator.from_settings(settings, store=store).start(settings)
     [admin] = await store.list_users()
     assert admin.username == "admin" and set(admin.permissions) == {
-        "admin", "documents:write", "documents:delete", "search:read"}
+        "admin",
+        "documents:write",
+        "documents:delete",
+        "search:read",
+    }
     assert [e["event"] for e in logs].count("default_admin_created") == 1
     assert "battery" not in str(logs)
 
 
 async def test_a_store_outage_is_retriable(auth_settings: AuthSettings) -> None:
     """API-key checks need the store: its outage is a retriable error, not a rejection."""
+
     class Down(MemoryAuthStore):
         async def get_api_key(self, key_id: str) -> Any:
             raise StoreUnavailableError("down")
 
-    auth = Authenticator(required=True, verifier=TokenVerifier(auth_settings),
-                         accounts=Accounts(Down(), auth_settings))
+    auth = Authenticator(
+        required=True,
+        verifier=TokenVerifier(auth_settings),
+        accounts=Accounts(Down(), auth_settings),
+    )
     with pytest.raises(StoreUnavailableError) as info:
         await auth.authenticate(authorization=None, api_key="rsk_0123456789ab_secret")
     assert info.value.retriable

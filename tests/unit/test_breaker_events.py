@@ -25,8 +25,15 @@ class FakeProducer:
         self.error = error or KafkaConnectionError("broker down")
         self.calls = 0
 
-    async def send_and_wait(self, topic: str, key: bytes | None, value: bytes | None,
-                            partition: int | None, timestamp: float | None, headers: Any) -> None:
+    async def send_and_wait(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Any,
+    ) -> None:
         self.calls += 1
         if self.calls <= self.fail:
             raise self.error
@@ -35,8 +42,13 @@ class FakeProducer:
 
 
 def _breaker(name: str = "elasticsearch", fail_max: int = 2) -> Breaker:
-    return Breaker(name, fail_max=fail_max, reset_timeout_s=0.05, call_timeout_s=1,
-                   unavailable=StoreUnavailableError)
+    return Breaker(
+        name,
+        fail_max=fail_max,
+        reset_timeout_s=0.05,
+        call_timeout_s=1,
+        unavailable=StoreUnavailableError,
+    )
 
 
 async def _fail(breaker: Breaker, message: str = "boom") -> None:
@@ -64,8 +76,9 @@ async def _until(predicate: Any, timeout_s: float = 5.0) -> None:
 async def test_every_transition_is_published_in_order_with_key_and_scrubbed_error() -> None:
     """closed->open->half-open->closed arrive in order, keyed by breaker, error scrubbed."""
     producer = FakeProducer()
-    publisher = BreakerEventPublisher("p.breaker-events", worker="host:1",
-                                      producer=lambda: producer)
+    publisher = BreakerEventPublisher(
+        "p.breaker-events", worker="host:1", producer=lambda: producer
+    )
     breaker = _breaker()
     publisher.attach([breaker])
     task = asyncio.create_task(publisher.run())
@@ -80,7 +93,10 @@ async def test_every_transition_is_published_in_order_with_key_and_scrubbed_erro
         task.cancel()
     events = [value for _, _, value in producer.sent]
     assert [(e["from"], e["to"]) for e in events] == [
-        ("closed", "open"), ("open", "half-open"), ("half-open", "closed")]
+        ("closed", "open"),
+        ("open", "half-open"),
+        ("half-open", "closed"),
+    ]
     assert {topic for topic, _, _ in producer.sent} == {"p.breaker-events"}
     assert {key for _, key, _ in producer.sent} == {b"elasticsearch"}
     first = events[0]
@@ -96,8 +112,9 @@ async def test_every_transition_is_published_in_order_with_key_and_scrubbed_erro
 async def test_send_failures_are_retried_until_the_broker_takes_the_event() -> None:
     """A broker that refuses three times still gets the event, once."""
     producer = FakeProducer(fail=3)
-    publisher = BreakerEventPublisher("t", worker="w", producer=lambda: producer,
-                                      retry_initial_s=0.01)
+    publisher = BreakerEventPublisher(
+        "t", worker="w", producer=lambda: producer, retry_initial_s=0.01
+    )
     breaker = _breaker(fail_max=1)
     publisher.attach([breaker])
     task = asyncio.create_task(publisher.run())
@@ -135,8 +152,9 @@ async def test_the_publishers_death_is_loud() -> None:
     """A non-transient error kills the task: logged at error, reported, and re-raised."""
     producer = FakeProducer(fail=1, error=ValueError("bug"))
     deaths: list[BaseException] = []
-    publisher = BreakerEventPublisher("t", worker="w", producer=lambda: producer,
-                                      on_death=deaths.append)
+    publisher = BreakerEventPublisher(
+        "t", worker="w", producer=lambda: producer, on_death=deaths.append
+    )
     breaker = _breaker(fail_max=1)
     publisher.attach([breaker])
     with capture_logs() as logs:
@@ -145,8 +163,9 @@ async def test_the_publishers_death_is_loud() -> None:
         with pytest.raises(ValueError, match="bug"):
             await asyncio.wait_for(task, 5)
     assert [type(e) for e in deaths] == [ValueError]
-    assert any(e["event"] == "breaker_event_publisher_died" and e["log_level"] == "error"
-               for e in logs)
+    assert any(
+        e["event"] == "breaker_event_publisher_died" and e["log_level"] == "error" for e in logs
+    )
 
 
 async def test_get_breaker_status_reports_each_breaker() -> None:

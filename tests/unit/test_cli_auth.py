@@ -27,19 +27,28 @@ def _env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def _run(capsys: pytest.CaptureFixture[str], *argv: str, stdin: str | None = None,
-         monkeypatch: pytest.MonkeyPatch | None = None) -> tuple[int, str]:
+def _run(
+    capsys: pytest.CaptureFixture[str],
+    *argv: str,
+    stdin: str | None = None,
+    monkeypatch: pytest.MonkeyPatch | None = None,
+) -> tuple[int, str]:
     if stdin is not None and monkeypatch is not None:
         monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
     code = main(list(argv))
     return code, capsys.readouterr().out
 
 
-@pytest.mark.parametrize(("text", "seconds"), [
-    pytest.param("90s", 90, id="seconds"), pytest.param("30m", 1800, id="minutes"),
-    pytest.param("2h", 7200, id="hours"), pytest.param("1d", 86400, id="days"),
-    pytest.param("15", 900, id="bare-minutes"),
-])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        pytest.param("90s", 90, id="seconds"),
+        pytest.param("30m", 1800, id="minutes"),
+        pytest.param("2h", 7200, id="hours"),
+        pytest.param("1d", 86400, id="days"),
+        pytest.param("15", 900, id="bare-minutes"),
+    ],
+)
 def test_ttl_parsing(text: str, seconds: int) -> None:
     """TTLs take an s/m/h/d suffix; a bare number is minutes."""
     assert parse_ttl(text) == seconds
@@ -47,8 +56,18 @@ def test_ttl_parsing(text: str, seconds: int) -> None:
 
 def test_token_mints_a_verifiable_jwt(capsys: pytest.CaptureFixture[str]) -> None:
     """``ragstream token`` prints a token with the tenant, scopes, issuer and TTL asked for."""
-    code, out = _run(capsys, "token", "--tenant", "acme", "--scope", "search:read",
-                     "--scope", "documents:write,documents:delete", "--ttl", "5m")
+    code, out = _run(
+        capsys,
+        "token",
+        "--tenant",
+        "acme",
+        "--scope",
+        "search:read",
+        "--scope",
+        "documents:write,documents:delete",
+        "--ttl",
+        "5m",
+    )
     assert code == 0
     claims = jwt.decode(out.strip(), TEST_SECRET, algorithms=["HS256"], issuer="cli-test")
     assert claims["tenant"] == "acme" and claims["exp"] - claims["iat"] == 300
@@ -63,8 +82,17 @@ def test_token_refuses_unknown_scopes(capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_apikey_create_list_revoke(capsys: pytest.CaptureFixture[str]) -> None:
     """The key is printed once; ``list`` never shows it; ``revoke`` marks it revoked."""
-    code, key = _run(capsys, "apikey", "create", "--tenant", "acme", "--scope",
-                     "documents:write", "--name", "etl")
+    code, key = _run(
+        capsys,
+        "apikey",
+        "create",
+        "--tenant",
+        "acme",
+        "--scope",
+        "documents:write",
+        "--name",
+        "etl",
+    )
     key = key.strip()
     assert code == 0 and key.startswith("rsk_")
     key_id = key.split("_")[1]
@@ -81,12 +109,28 @@ def test_users_and_login_and_refresh(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Create, list, re-permission and disable a user; login, rotate, detect reuse, logout."""
-    code, _ = _run(capsys, "users", "create", "alice", "--tenant", "acme", "--permission",
-                   "search:read", "--password-stdin", stdin="correct horse\n",
-                   monkeypatch=monkeypatch)
+    code, _ = _run(
+        capsys,
+        "users",
+        "create",
+        "alice",
+        "--tenant",
+        "acme",
+        "--permission",
+        "search:read",
+        "--password-stdin",
+        stdin="correct horse\n",
+        monkeypatch=monkeypatch,
+    )
     assert code == 0
-    code, out = _run(capsys, "login", "alice", "--password-stdin", stdin="correct horse\n",
-                     monkeypatch=monkeypatch)
+    code, out = _run(
+        capsys,
+        "login",
+        "alice",
+        "--password-stdin",
+        stdin="correct horse\n",
+        monkeypatch=monkeypatch,
+    )
     first = json.loads(out)
     assert code == 0 and first["token_type"] == "Bearer"
     claims = jwt.decode(first["access_token"], TEST_SECRET, algorithms=["HS256"])
@@ -101,7 +145,13 @@ def test_users_and_login_and_refresh(
     [user] = json.loads(_run(capsys, "users", "list")[1])
     assert user["disabled"] is True and user["permissions"] == ["admin", "search:read"]
     assert "password" not in json.dumps(user)
-    code, _ = _run(capsys, "login", "alice", "--password-stdin", stdin="correct horse\n",
-                   monkeypatch=monkeypatch)
+    code, _ = _run(
+        capsys,
+        "login",
+        "alice",
+        "--password-stdin",
+        stdin="correct horse\n",
+        monkeypatch=monkeypatch,
+    )
     assert code == 1
     assert _run(capsys, "logout", "--refresh", "rrt_unknown")[0] == 1

@@ -88,15 +88,22 @@ class _Store:
 def _scenario(dsn: str) -> None:
     """What a worker does: one message whose processing fails, and a breaker that opens."""
     assert observability.init_sentry(
-        SentrySettings(dsn=SecretStr(dsn), environment="test", traces_sample_rate=1.0))
-    logger = structlog.wrap_logger(structlog.PrintLogger(open("/dev/null", "w")),  # noqa: SIM115
-                                   processors=[observability.breadcrumbs,
-                                               structlog.processors.JSONRenderer()])
+        SentrySettings(dsn=SecretStr(dsn), environment="test", traces_sample_rate=1.0)
+    )
+    logger = structlog.wrap_logger(
+        structlog.PrintLogger(open("/dev/null", "w")),  # noqa: SIM115
+        processors=[observability.breadcrumbs, structlog.processors.JSONRenderer()],
+    )
 
     async def main() -> None:
         observability.enable_asyncio()
-        breaker = Breaker("elasticsearch", fail_max=1, reset_timeout_s=60, call_timeout_s=1,
-                          unavailable=StoreUnavailableError)
+        breaker = Breaker(
+            "elasticsearch",
+            fail_max=1,
+            reset_timeout_s=60,
+            call_timeout_s=1,
+            unavailable=StoreUnavailableError,
+        )
         breaker.subscribe(observability.on_breaker_transition)
         message = SimpleNamespace(topic="p.documents", partition=1, offset=42)
         with observability.message_transaction("ingest", message):
@@ -109,9 +116,14 @@ def _scenario(dsn: str) -> None:
                 raise RuntimeError(f"bug near {JWT} and sk-proj-abcdefghijklmnopqrstuvwx")
             except RuntimeError as exc:
                 event_id = observability.report_agent_failure(
-                    exc, agent="ingest", message=message,
+                    exc,
+                    agent="ingest",
+                    message=message,
                     breakers={"breaker.elasticsearch": breaker.state},
-                    document_id="d1", correlation_id="c-1", tenant="acme")
+                    document_id="d1",
+                    correlation_id="c-1",
+                    tenant="acme",
+                )
         assert event_id is not None
 
     try:
@@ -138,18 +150,28 @@ async def test_envelopes_carry_the_failure_the_warning_and_the_transaction(
     [failure] = [e for e in events if e.get("exception")]
     assert failure["exception"]["values"][-1]["type"] == "RuntimeError"
     assert failure["environment"] == "test"
-    assert {"agent": "ingest", "topic": "p.documents", "partition": "1", "offset": "42",
-            "breaker.elasticsearch": "open"}.items() <= failure["tags"].items()
-    assert failure["contexts"]["message"] == {"document_id": "d1", "correlation_id": "c-1",
-                                              "tenant": "acme"}
+    assert {
+        "agent": "ingest",
+        "topic": "p.documents",
+        "partition": "1",
+        "offset": "42",
+        "breaker.elasticsearch": "open",
+    }.items() <= failure["tags"].items()
+    assert failure["contexts"]["message"] == {
+        "document_id": "d1",
+        "correlation_id": "c-1",
+        "tenant": "acme",
+    }
     crumbs = [c for c in failure["breadcrumbs"]["values"] if c.get("message") == "indexing"]
     assert crumbs and crumbs[0]["data"]["doc_id"] == "d1"
     assert crumbs[0]["data"]["authorization"] == "[Filtered]"
 
     [warning] = [e for e in events if not e.get("exception")]
     assert warning["level"] == "warning"
-    assert warning["message"] == "circuit breaker 'elasticsearch' opened" or \
-        warning["logentry"]["message"] == "circuit breaker 'elasticsearch' opened"
+    assert (
+        warning["message"] == "circuit breaker 'elasticsearch' opened"
+        or warning["logentry"]["message"] == "circuit breaker 'elasticsearch' opened"
+    )
     assert warning["tags"]["breaker"] == "elasticsearch"
 
     [transaction] = transactions
@@ -166,14 +188,19 @@ def test_without_a_dsn_sentry_stays_off() -> None:
     assert observability.capture_exception(ValueError("x")) is None
 
 
-@pytest.mark.parametrize(("raw", "leaked"), [
-    pytest.param("Authorization: Bearer abc.def-ghi_jkl", "abc.def-ghi_jkl", id="bearer"),
-    pytest.param(f"token {JWT}", JWT, id="jwt"),
-    pytest.param("key sk-abcdefghijklmnopqrstuvwxyz012345", "sk-abcdefghijklmnop", id="api-key"),
-    pytest.param("postgresql://app:p4ssw0rd@db:5432/x", "p4ssw0rd", id="url-password"),
-    pytest.param("connect failed password='hunter2' user=bob", "hunter2", id="password-pair"),
-    pytest.param("api_key=s3cr3t-api-key-value&x=1", "s3cr3t-api-key-value", id="api-key-pair"),
-])
+@pytest.mark.parametrize(
+    ("raw", "leaked"),
+    [
+        pytest.param("Authorization: Bearer abc.def-ghi_jkl", "abc.def-ghi_jkl", id="bearer"),
+        pytest.param(f"token {JWT}", JWT, id="jwt"),
+        pytest.param(
+            "key sk-abcdefghijklmnopqrstuvwxyz012345", "sk-abcdefghijklmnop", id="api-key"
+        ),
+        pytest.param("postgresql://app:p4ssw0rd@db:5432/x", "p4ssw0rd", id="url-password"),
+        pytest.param("connect failed password='hunter2' user=bob", "hunter2", id="password-pair"),
+        pytest.param("api_key=s3cr3t-api-key-value&x=1", "s3cr3t-api-key-value", id="api-key-pair"),
+    ],
+)
 def test_scrub_text_removes_credentials(raw: str, leaked: str) -> None:
     """Each kind of credential is replaced by ``[Filtered]``."""
     scrubbed = scrub_text(raw)
@@ -182,8 +209,15 @@ def test_scrub_text_removes_credentials(raw: str, leaked: str) -> None:
 
 def test_scrub_data_filters_sensitive_keys_and_header_pairs() -> None:
     """Sensitive keys (any case, - or _) and ``[name, value]`` header pairs are filtered."""
-    data = {"headers": [["Authorization", "Basic Zm9vOmJhcg=="], ["trace", "keep"]],
-            "X-Api-Key": "k", "doc": {"text": DOC_TEXT, "id": "d1"}, "n": 3}
+    data = {
+        "headers": [["Authorization", "Basic Zm9vOmJhcg=="], ["trace", "keep"]],
+        "X-Api-Key": "k",
+        "doc": {"text": DOC_TEXT, "id": "d1"},
+        "n": 3,
+    }
     assert scrub_data(data) == {
         "headers": [["Authorization", "[Filtered]"], ["trace", "keep"]],
-        "X-Api-Key": "[Filtered]", "doc": {"text": "[Filtered]", "id": "d1"}, "n": 3}
+        "X-Api-Key": "[Filtered]",
+        "doc": {"text": "[Filtered]", "id": "d1"},
+        "n": 3,
+    }
