@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -37,8 +38,23 @@ def _say(message: str) -> None:
     print(f"ragstream dev | {message}", file=sys.stderr, flush=True)
 
 
+def _port_taken(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def run_dev(*, data_dir: Path, kafka_port: int, elasticsearch_port: int) -> int:
     """Run until interrupted; return the exit code."""
+    for name, flag, port in (
+        ("kafka", "--kafka-port", kafka_port),
+        ("elasticsearch", "--elasticsearch-port", elasticsearch_port),
+    ):
+        if _port_taken(port):
+            _say(
+                f"error: {name} port {port} is already in use (another ragstream dev?); "
+                f"stop it or pick another with {flag}"
+            )
+            return 2
     data_dir.mkdir(parents=True, exist_ok=True)
     state = data_dir / STATE_FILE
     services: list[Service] = []
