@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -52,7 +53,7 @@ async def _wait_ready(data_dir: Path, dev: subprocess.Popen[bytes]) -> None:
     while not state.exists():
         assert dev.poll() is None, (data_dir.parent / "dev.log").read_text()
         assert time.monotonic() < deadline, "dev-stack.json never appeared"
-        time.sleep(0.2)  # poll interval, bounded by the deadline
+        await asyncio.sleep(0.2)  # poll interval, bounded by the deadline
     bootstrap = json.loads(state.read_text())["env"]["KAFKA_BOOTSTRAP_SERVERS"]
     probe = WorkerProcess({}, log_path=data_dir.parent / "dev.log")
     probe.process = dev  # type: ignore[assignment]  # "alive" means the dev command runs
@@ -82,7 +83,7 @@ def _stop(dev: subprocess.Popen[bytes]) -> int:
 
 
 async def test_dev_runs_finds_stops_and_keeps_data(tmp_path: Path) -> None:
-    """Start, ingest and search through discovery, stop cleanly, restart: the data is still there."""
+    """Start, ingest and search via discovery, stop cleanly, restart: the data is still there."""
     data_dir = tmp_path / "data"
     kafka_port, es_port = free_port(), free_port()
     dev = _start_dev(data_dir, kafka_port, es_port)
