@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 import pybreaker
 
 from streams.errors import BreakerOpenError, DependencyError, RagstreamError
+from streams.scrub import scrub_text
 
 __all__ = [
     "Breaker",
@@ -182,7 +183,7 @@ class Breaker:
                 self._trial_in_flight = False
 
     def _failed(self, exc: BaseException) -> None:
-        self.last_failure = f"{type(exc).__name__}: {str(exc)[:300]}"
+        self.last_failure = scrub_text(f"{type(exc).__name__}: {str(exc)[:300]}")
         self.last_failure_at = datetime.now(UTC)
         self._record(exc)
 

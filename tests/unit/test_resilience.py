@@ -189,3 +189,17 @@ async def test_guarded_proxy_routes_coroutines_through_the_breaker() -> None:
         await store.search("x")
     assert Store.calls == 1
     await store.aclose()  # unguarded: closing works while open
+
+
+async def test_last_failure_is_scrubbed() -> None:
+    """A failure message carrying a credential never reaches status (or events) in the clear."""
+    breaker, seen = _breaker(fail_max=1)
+
+    async def leak() -> None:
+        token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"
+        raise StoreUnavailableError(f"auth failed for Bearer {token}")
+
+    with pytest.raises(StoreUnavailableError):
+        await breaker.call(leak)
+    assert "eyJ" not in (breaker.status().last_failure or "")
+    assert "eyJ" not in (seen[-1].error or "")
