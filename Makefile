@@ -38,3 +38,14 @@ test-unit: setup ## Run the unit tests only (no services needed)
 lint: setup ## ruff on everything, mypy on the packages
 	$(BIN)/ruff check .
 	$(BIN)/mypy $(PACKAGES)
+
+BENCH_ARGS ?=
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): benchmarks/requirements.txt | $(STAMP)
+	$(BIN)/python -m pip install -r benchmarks/requirements.txt
+	touch $@
+
+.PHONY: bench
+bench: setup $(BENCH_STAMP) ## Benchmarks on the embedded stack; BENCH_ARGS="--quick", or e.g. "search ingest"
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)

@@ -1,0 +1,271 @@
+"""Benchmark 2: search over topics vs direct in-process ``Searcher`` and vs a bare echo.
+
+Same index (one worker with the local model ingests a small corpus), same broker, same client
+class (``ReplyChannel``) for the echo and the search requests. Sequential p50/p99, then 20
+concurrent clients (throughput, p50, p99); each repeat runs the three side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from schemas.search import SearchRequest
+from streams.client import ReplyChannel, SearchClient
+from streams.codec import encode
+from streams.runtime import Runtime
+from streams.topics import create_topic
+
+from benchmarks.common import Options, Results, ingest_all
+from benchmarks.corpus import QUERIES, documents
+from benchmarks.stack import ROOT, Stack, settings_from
+from benchmarks.stats import Goal, percentile
+
+__all__ = ["run"]
+
+CLIENTS = 20
+TENANT = "bench-search"
+
+
+async def _sequential(call: Callable[[int], Awaitable[Any]], n: int) -> list[float]:
+    out = []
+    for i in range(n):
+        t = time.perf_counter()
+        await call(i)
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+async def _concurrent(
+    calls: list[Callable[[int], Awaitable[Any]]], per_client: int
+) -> tuple[float, list[float]]:
+    """Each of ``calls`` runs ``per_client`` requests back to back; (req/s, latencies ms)."""
+    lat: list[float] = []
+
+    async def client(call: Callable[[int], Awaitable[Any]], c: int) -> None:
+        for i in range(per_client):
+            t = time.perf_counter()
+            await call(c * 1000 + i)
+            lat.append((time.perf_counter() - t) * 1000)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(call, c) for c, call in enumerate(calls)))
+    return len(lat) / (time.perf_counter() - started), lat
+
+
+async def _start_echo(
+    stack: Stack, topic: str, partitions: int, wait_ms: int, settings: Any
+) -> subprocess.Popen[bytes]:
+    await create_topic(settings.kafka, topic, partitions=partitions)
+    log = (stack.root / "echo.log").open("ab")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.echo",
+            stack.kafka.bootstrap,
+            topic,
+            str(partitions),
+            str(wait_ms),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=log,
+    )
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), timeout=60)
+    if b"ready" not in line:
+        raise RuntimeError(f"echo did not start: {line!r}")
+    return proc
+
+
+async def run(stack: Stack, opts: Options, results: Results) -> None:
+    """Run benchmark 2 and append its goals to ``results``."""
+    seq_n = 60 if opts.quick else 200
+    per_client = 5 if opts.quick else 20
+    repeats = 2 if opts.quick else opts.repeats
+    env = stack.env("search", embedder="local")
+    settings = settings_from(env)
+    wait_ms = settings.kafka.fetch_max_wait_ms
+    worker = stack.worker(env)
+    ready_s = await worker.wait_ready(settings)
+    results.note(
+        f"search: worker ready in {ready_s:.1f}s; KAFKA_FETCH_MAX_WAIT_MS={wait_ms}, "
+        f"SEARCH_CONCURRENCY={settings.search.concurrency}, partitions={settings.kafka.partitions}"
+    )
+    corpus = documents(TENANT, 30 if opts.quick else 60, seed=7)
+    run_ = await ingest_all(settings.kafka, corpus)
+    results.note(f"search: indexed {run_.docs} docs / {run_.chunks} chunks for the search index")
+
+    runtime = Runtime(settings)
+    await runtime.start()
+    searcher = runtime.searcher
+    assert searcher is not None
+    requests = [SearchRequest(query=q, tenant=TENANT, top_k=5, mode="hybrid") for q in QUERIES]
+    deadline = time.monotonic() + 30
+    while not (await searcher.search(requests[0])).hits:  # the keyword index refreshes
+        if time.monotonic() > deadline:
+            raise RuntimeError("search index stays empty")
+        await asyncio.sleep(0.2)
+
+    echo_topic = f"{settings.kafka.topic_prefix}.echo"
+    echo = await _start_echo(stack, echo_topic, settings.kafka.partitions, wait_ms, settings)
+    clients = [SearchClient(settings.kafka) for _ in range(CLIENTS)]
+    channels = [ReplyChannel(settings.kafka) for _ in range(CLIENTS)]
+    await asyncio.gather(*(c.__aenter__() for c in clients), *(ch.start() for ch in channels))
+    payloads = [encode(r) for r in requests]
+    try:
+
+        def direct(_: Any = None) -> Callable[[int], Awaitable[Any]]:
+            return lambda i: searcher.search(requests[i % len(requests)], correlation_id="x")
+
+        def topics(c: SearchClient) -> Callable[[int], Awaitable[Any]]:
+            return lambda i: c.search(
+                QUERIES[i % len(QUERIES)], tenant=TENANT, top_k=5, timeout_s=30
+            )
+
+        def echoed(ch: ReplyChannel) -> Callable[[int], Awaitable[Any]]:
+            return lambda i: ch.request(
+                echo_topic, key=None, value=payloads[i % len(payloads)], timeout_s=30
+            )
+
+        kinds = {"direct": direct(), "echo": echoed(channels[0]), "topics": topics(clients[0])}
+        for call in kinds.values():  # warm up every path
+            await _sequential(call, 10)
+        await _legs(runtime, requests, results, 20 if opts.quick else 50)
+        seq: dict[str, dict[str, list[float]]] = {k: {"p50": [], "p99": []} for k in kinds}
+        conc: dict[str, dict[str, list[float]]] = {
+            k: {"rps": [], "p50": [], "p99": []} for k in kinds
+        }
+        for rep in range(repeats):
+            for kind, call in kinds.items():
+                lat = await _sequential(call, seq_n)
+                seq[kind]["p50"].append(percentile(lat, 50))
+                seq[kind]["p99"].append(percentile(lat, 99))
+                results.figure(f"search.seq.{kind}.p50", "ms").add(percentile(lat, 50))
+                results.figure(f"search.seq.{kind}.p99", "ms").add(percentile(lat, 99))
+            many = {
+                "direct": [direct() for _ in range(CLIENTS)],
+                "echo": [echoed(ch) for ch in channels],
+                "topics": [topics(c) for c in clients],
+            }
+            for kind, calls in many.items():
+                rps, lat = await _concurrent(calls, per_client)
+                for name, value in (
+                    ("rps", rps),
+                    ("p50", percentile(lat, 50)),
+                    ("p99", percentile(lat, 99)),
+                ):
+                    conc[kind][name].append(value)
+                    results.figure(
+                        f"search.c{CLIENTS}.{kind}.{name}", "req/s" if name == "rps" else "ms"
+                    ).add(value)
+            print(
+                f"  search repeat {rep + 1}/{repeats}: seq p50 direct "
+                f"{seq['direct']['p50'][-1]:.1f} echo {seq['echo']['p50'][-1]:.1f} "
+                f"topics {seq['topics']['p50'][-1]:.1f} ms; c{CLIENTS} direct "
+                f"{conc['direct']['rps'][-1]:.0f} topics {conc['topics']['rps'][-1]:.0f} req/s",
+                flush=True,
+            )
+    finally:
+        await asyncio.gather(
+            *(c.aclose() for c in clients),
+            *(ch.aclose() for ch in channels),
+            return_exceptions=True,
+        )
+        echo.kill()
+        echo.wait()
+        await runtime.aclose()
+        worker.stop()
+        stack.workers.remove(worker)
+
+    _goals(results, seq, conc, repeats)
+
+
+async def _legs(runtime: Runtime, requests: list[SearchRequest], results: Results, n: int) -> None:
+    """Where the direct call's time goes: each leg alone, sequentially (p50 ms)."""
+    n_cand = runtime.settings.search.candidates
+    [vec] = await runtime.embedder.embed([requests[0].query])
+
+    async def embed(i: int) -> Any:
+        return await runtime.embedder.embed([requests[i % len(requests)].query])
+
+    async def chroma(i: int) -> Any:
+        assert runtime.vectors is not None
+        return await runtime.vectors.query(TENANT, vec, top_k=n_cand, filters={})
+
+    async def elastic(i: int) -> Any:
+        return await runtime.keywords.search(
+            TENANT, requests[i % len(requests)].query, top_k=n_cand, filters={}
+        )
+
+    parts = {}
+    for name, call in (
+        ("embed query", embed),
+        ("chroma query", chroma),
+        ("elasticsearch search", elastic),
+    ):
+        lat = await _sequential(call, n)
+        parts[name] = percentile(lat, 50)
+        results.figure(f"search.leg.{name.replace(' ', '_')}.p50", "ms").add(parts[name])
+    results.note(
+        "search: direct call by leg, sequential p50: "
+        + ", ".join(f"{k} {v:.1f} ms" for k, v in parts.items())
+        + " (the legs run concurrently in Searcher.search)"
+    )
+
+
+def _goals(
+    results: Results,
+    seq: dict[str, dict[str, list[float]]],
+    conc: dict[str, dict[str, list[float]]],
+    repeats: int,
+) -> None:
+    import statistics as st
+
+    def med(xs: list[float]) -> float:
+        return st.median(xs)
+
+    for q, slack in (("p50", 3.0), ("p99", 15.0)):
+        floor = [d + e for d, e in zip(seq["direct"][q], seq["echo"][q], strict=True)]
+        over = [t - f for t, f in zip(seq["topics"][q], floor, strict=True)]
+        results.figure(f"search.seq.overhead.{q}", "ms").runs.extend(over)
+        results.goals.append(
+            Goal(
+                "2 search",
+                f"sequential {q}",
+                f"{med(seq['topics'][q]):.1f} ms",
+                f"direct {med(seq['direct'][q]):.1f} + echo {med(seq['echo'][q]):.1f} ms",
+                f"{med(seq['topics'][q]) / med(floor):.2f}x (+{med(over):.1f} ms)",
+                f"<= direct+echo+{slack:.0f} ms",
+                med(over) <= slack,
+            )
+        )
+    ratio = [t / d for t, d in zip(conc["topics"]["rps"], conc["direct"]["rps"], strict=True)]
+    results.goals.append(
+        Goal(
+            "2 search",
+            f"{CLIENTS} clients throughput",
+            f"{med(conc['topics']['rps']):.0f} req/s",
+            f"direct {med(conc['direct']['rps']):.0f} req/s (echo {med(conc['echo']['rps']):.0f})",
+            f"{med(ratio):.2f}x",
+            ">= 0.80x direct",
+            med(ratio) >= 0.8,
+        )
+    )
+    results.goals.append(
+        Goal(
+            "2 search",
+            f"{CLIENTS} clients p50 / p99",
+            f"{med(conc['topics']['p50']):.0f} / {med(conc['topics']['p99']):.0f} ms",
+            f"direct {med(conc['direct']['p50']):.0f} / {med(conc['direct']['p99']):.0f}, "
+            f"echo {med(conc['echo']['p50']):.0f} / {med(conc['echo']['p99']):.0f} ms",
+            f"{med(conc['topics']['p50']) / med(conc['direct']['p50']):.2f}x p50",
+            "(reported)",
+            None,
+        )
+    )

@@ -1,0 +1,43 @@
+"""``ragstream worker`` with an optional benchmark-only embedder (``BENCH_EMBEDDER=wordllama``).
+
+Registers the provider by replacing ``build_embedder`` where the runtime looks it up, then runs
+the unchanged worker command. Nothing in the worker itself changes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+__all__ = ["main"]
+
+
+def _install_wordllama() -> None:
+    import services.embedding
+    import streams.runtime
+
+    from benchmarks.wordllama_embedder import WordLlamaEmbedder
+
+    def build(settings: Any) -> WordLlamaEmbedder:
+        return WordLlamaEmbedder(batch_size=max(settings.embedding.batch_size, 64))
+
+    services.embedding.build_embedder = build
+    if hasattr(streams.runtime, "build_embedder"):
+        streams.runtime.build_embedder = build
+
+
+def main() -> int:
+    """Run the worker."""
+    embedder = os.environ.get("BENCH_EMBEDDER", "local")
+    if embedder == "wordllama":
+        _install_wordllama()
+    elif embedder != "local":
+        raise SystemExit(f"BENCH_EMBEDDER={embedder!r}: expected 'local' or 'wordllama'")
+    from streams.cli import main as cli_main
+
+    return cli_main(["worker"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
