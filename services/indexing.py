@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from schemas.chunks import Chunk, DocumentRecord
 from schemas.document import DocumentDelete, DocumentUpsert
 from services.chunking import split_text
+from streams.errors import RagstreamError
 from streams.settings import IngestSettings
 
 if TYPE_CHECKING:
@@ -27,12 +29,17 @@ if TYPE_CHECKING:
 __all__ = ["IndexOutcome", "Indexer", "content_hash"]
 
 
+Doc = DocumentUpsert | DocumentDelete
+
+
 @dataclass(frozen=True, slots=True)
 class IndexOutcome:
-    """What the indexer did with one document."""
+    """What the indexer did with one document (``failed`` only from ``handle_many``)."""
 
-    status: Literal["indexed", "unchanged", "deleted"]
+    status: Literal["indexed", "unchanged", "deleted", "failed"]
     chunks: int
+    error: Exception | None = None
+    """Why a document of a batch failed for good (a non-retriable error): dead-letter it."""
 
 
 def content_hash(doc: DocumentUpsert, *, model: str, chunk_size: int, chunk_overlap: int) -> str:
@@ -46,7 +53,7 @@ def content_hash(doc: DocumentUpsert, *, model: str, chunk_size: int, chunk_over
 
 
 class Indexer:
-    """Chunks, embeds and writes documents; deletes them everywhere."""
+    """Chunks, embeds and writes documents, one or a batch at a time; deletes them everywhere."""
 
     def __init__(
         self,
@@ -83,6 +90,98 @@ class Indexer:
             for n, span in enumerate(spans)
         ]
 
+    async def handle_many(self, docs: Sequence[Doc]) -> list[IndexOutcome]:
+        """Apply a batch of document messages in order, with one write per store per run.
+
+        A retriable error propagates (the caller holds and retries the whole batch: every
+        write is idempotent). Any other error makes the batch fall back to one document at a
+        time (that run only), so only the bad document gets a ``failed`` outcome (and a
+        retriable error met then still propagates).
+        """
+        outcomes: list[IndexOutcome] = []
+        for run in _runs(docs):
+            try:
+                outcomes += await self._apply_run(run)
+            except Exception as exc:
+                if isinstance(exc, RagstreamError) and exc.retriable:
+                    raise
+                outcomes += [await self._handle_one(doc) for doc in run]
+        return outcomes
+
+    async def _handle_one(self, doc: Doc) -> IndexOutcome:
+        """``handle``, with a non-retriable error turned into a ``failed`` outcome."""
+        try:
+            return await self.handle(doc)
+        except Exception as exc:
+            if isinstance(exc, RagstreamError) and exc.retriable:
+                raise
+            return IndexOutcome("failed", 0, error=exc)
+
+    async def _apply_run(self, docs: Sequence[Doc]) -> list[IndexOutcome]:
+        """Apply documents with distinct keys: one read, one write per store, one commit."""
+        previous = await self._catalog.get_many([(d.tenant, d.id) for d in docs])
+        outcomes: dict[int, IndexOutcome] = {}
+        changed: list[tuple[DocumentRecord, list[Chunk], bool]] = []
+        for i, doc in enumerate(docs):
+            before = previous.get((doc.tenant, doc.id))
+            if isinstance(doc, DocumentDelete):
+                outcomes[i] = IndexOutcome("deleted", 0)
+                continue
+            digest = self._digest(doc)
+            if before is not None and before.content_hash == digest and before.status == "indexed":
+                outcomes[i] = IndexOutcome("unchanged", before.chunk_count)
+                continue
+            chunks = self.chunk(doc)
+            record = DocumentRecord(
+                tenant=doc.tenant,
+                doc_id=doc.id,
+                content_hash=digest,
+                chunk_count=len(chunks),
+                status="indexed",
+                title=doc.title,
+            )
+            changed.append((record, chunks, before is not None))
+            outcomes[i] = IndexOutcome("indexed", len(chunks))
+        chunks = [c for _, doc_chunks, _ in changed for c in doc_chunks]
+        if chunks:
+            embeddings = await self._embed([c.text for c in chunks])
+            await asyncio.gather(
+                self._vectors.upsert(chunks, embeddings), self._keywords.upsert(chunks)
+            )
+        deletes = [d for d in docs if isinstance(d, DocumentDelete)]
+        cleanups = [
+            store.delete_document(r.tenant, r.doc_id, keep=r.chunk_count)
+            for r, _, existed in changed
+            if existed  # drop chunks the new version no longer has
+            for store in (self._vectors, self._keywords)
+        ] + [
+            store.delete_document(d.tenant, d.id)
+            for d in deletes
+            for store in (self._vectors, self._keywords)
+        ]
+        await asyncio.gather(*cleanups)
+        if changed:
+            await self._catalog.upsert_many([r for r, _, _ in changed])
+        if deletes:
+            await self._catalog.delete_many([(d.tenant, d.id) for d in deletes])
+        return [outcomes[i] for i in range(len(docs))]
+
+    async def _embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Embeddings of ``texts``: one guarded, timed call per ``embed_batch_size``."""
+        embeddings: list[list[float]] = []
+        for i in range(0, len(texts), self._batch):
+            embeddings += await self._embedder.embed(texts[i : i + self._batch])
+        return embeddings
+
+    def _digest(self, doc: DocumentUpsert) -> str:
+        """``content_hash`` with this indexer's model and chunking."""
+        return content_hash(
+            doc,
+            model=self._embedder.name,
+            chunk_size=self._settings.chunk_size,
+            chunk_overlap=self._settings.chunk_overlap,
+        )
+
     async def handle(self, doc: DocumentUpsert | DocumentDelete) -> IndexOutcome:
         """Apply one document message."""
         if isinstance(doc, DocumentDelete):
@@ -91,12 +190,7 @@ class Indexer:
 
     async def upsert(self, doc: DocumentUpsert) -> IndexOutcome:
         """Index a new or changed document; answer ``unchanged`` without embedding if same."""
-        digest = content_hash(
-            doc,
-            model=self._embedder.name,
-            chunk_size=self._settings.chunk_size,
-            chunk_overlap=self._settings.chunk_overlap,
-        )
+        digest = self._digest(doc)
         previous = await self._catalog.get(doc.tenant, doc.id)
         if (
             previous is not None
@@ -105,9 +199,7 @@ class Indexer:
         ):
             return IndexOutcome("unchanged", previous.chunk_count)
         chunks = self.chunk(doc)
-        embeddings: list[list[float]] = []
-        for i in range(0, len(chunks), self._batch):  # one guarded, timed call per batch
-            embeddings += await self._embedder.embed([c.text for c in chunks[i : i + self._batch]])
+        embeddings = await self._embed([c.text for c in chunks])
         await asyncio.gather(
             self._vectors.upsert(chunks, embeddings), self._keywords.upsert(chunks)
         )
@@ -137,3 +229,17 @@ class Indexer:
         )
         await self._catalog.delete(tenant, doc_id)
         return IndexOutcome("deleted", 0)
+
+
+def _runs(docs: Sequence[Doc]) -> list[list[Doc]]:
+    """Consecutive runs without a repeated ``(tenant, id)``: a key's versions stay in order."""
+    runs: list[list[Doc]] = []
+    seen: set[tuple[str, str]] = set()
+    for doc in docs:
+        key = (doc.tenant, doc.id)
+        if not runs or key in seen:
+            runs.append([])
+            seen = set()
+        runs[-1].append(doc)
+        seen.add(key)
+    return runs

@@ -49,7 +49,8 @@ __all__ = ["Catalog", "documents", "metadata"]
 _SQLITE_BUSY_TIMEOUT_MS = 10_000
 _CONNECT_TIMEOUT_S = 10.0
 _KEYS_PER_QUERY = 1000
-"""``get_many`` splits larger key lists (bind-parameter limits: SQLite 32766, asyncpg 32767)."""
+"""``get_many`` and ``delete_many`` split larger key lists (bind-parameter limits: SQLite
+32766, asyncpg 32767)."""
 
 
 class _UTCDateTime(TypeDecorator[datetime]):
@@ -279,6 +280,45 @@ class Catalog:
             ).one()
         return _record(row)
 
+    async def upsert_many(self, records: Sequence[DocumentRecord]) -> None:
+        """``upsert`` for many records in one transaction; the last record of a key wins."""
+        latest = {(r.tenant, r.doc_id): r for r in records}
+        if not latest:
+            return
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "tenant": r.tenant,
+                "doc_id": r.doc_id,
+                "created_at": r.created_at or now,
+                "content_hash": r.content_hash,
+                "chunk_count": r.chunk_count,
+                "status": r.status,
+                "title": r.title,
+                "updated_at": now,
+            }
+            for r in latest.values()
+        ]
+        changes = ("content_hash", "chunk_count", "status", "title", "updated_at")
+        async with self._begin() as conn:
+            if self._dialect in ("postgresql", "sqlite"):
+                dialect_insert = pg_insert if self._dialect == "postgresql" else sqlite_insert
+                statement = dialect_insert(documents)
+                statement = statement.on_conflict_do_update(
+                    index_elements=[documents.c.tenant, documents.c.doc_id],
+                    set_={name: statement.excluded[name] for name in changes},
+                )
+                await conn.execute(statement, rows)
+            else:  # portable fallback: update, else insert, row by row in this transaction
+                for row in rows:
+                    where = (documents.c.tenant == row["tenant"]) & (
+                        documents.c.doc_id == row["doc_id"]
+                    )
+                    set_ = {name: row[name] for name in changes}
+                    result = await conn.execute(update(documents).where(where).values(**set_))
+                    if result.rowcount == 0:
+                        await conn.execute(insert(documents).values(**row))
+
     def _on_conflict_upsert(self, values: dict[str, Any], changes: dict[str, Any]) -> Any:
         """``INSERT ... ON CONFLICT (tenant, doc_id) DO UPDATE`` in this dialect."""
         dialect_insert = pg_insert if self._dialect == "postgresql" else sqlite_insert
@@ -294,6 +334,19 @@ class Catalog:
         async with self._begin() as conn:
             result = await conn.execute(query)
         return bool(result.rowcount)
+
+    async def delete_many(self, keys: Sequence[tuple[str, str]]) -> int:
+        """Remove the records of the given ``(tenant, doc_id)`` keys in one transaction."""
+        unique = builtins.list(dict.fromkeys(keys))
+        removed = 0
+        if not unique:
+            return removed
+        key = tuple_(documents.c.tenant, documents.c.doc_id)
+        async with self._begin() as conn:
+            for i in range(0, len(unique), _KEYS_PER_QUERY):
+                query = documents.delete().where(key.in_(unique[i : i + _KEYS_PER_QUERY]))
+                removed += (await conn.execute(query)).rowcount or 0
+        return removed
 
     async def list(
         self, tenant: str, *, limit: int = 100, offset: int = 0

@@ -39,10 +39,7 @@ class MemoryCatalog:
     async def upsert(self, record: DocumentRecord) -> DocumentRecord:
         """Insert or update; ``created_at`` is kept, ``updated_at`` becomes now (UTC)."""
         self._check_open()
-        if record.chunk_count < 0:
-            raise StoreRejectedError(f"chunk_count must be >= 0, got {record.chunk_count}")
-        if record.created_at is not None and record.created_at.tzinfo is None:
-            raise StoreRejectedError("catalog timestamps must be timezone-aware")
+        _validate(record)
         now = datetime.now(UTC)
         key = (record.tenant, record.doc_id)
         previous = self._rows.get(key)
@@ -50,6 +47,20 @@ class MemoryCatalog:
         stored = dataclasses.replace(record, created_at=created.astimezone(UTC), updated_at=now)
         self._rows[key] = stored
         return stored
+
+    async def upsert_many(self, records: Sequence[DocumentRecord]) -> None:
+        """``upsert`` for many records at once (validated first); the last of a key wins."""
+        self._check_open()
+        latest = {(r.tenant, r.doc_id): r for r in records}
+        for record in latest.values():
+            _validate(record)
+        for record in latest.values():
+            await self.upsert(record)
+
+    async def delete_many(self, keys: Sequence[tuple[str, str]]) -> int:
+        """Remove the records of the given keys; how many there were."""
+        self._check_open()
+        return sum(self._rows.pop(key, None) is not None for key in dict.fromkeys(keys))
 
     async def delete(self, tenant: str, doc_id: str) -> bool:
         """Remove a document's record; True if there was one."""
@@ -86,3 +97,11 @@ class MemoryCatalog:
 def _doc_id(record: DocumentRecord) -> str:
     """Sort key: the document id."""
     return record.doc_id
+
+
+def _validate(record: DocumentRecord) -> None:
+    """What the SQL table's constraints and column types refuse."""
+    if record.chunk_count < 0:
+        raise StoreRejectedError(f"chunk_count must be >= 0, got {record.chunk_count}")
+    if record.created_at is not None and record.created_at.tzinfo is None:
+        raise StoreRejectedError("catalog timestamps must be timezone-aware")

@@ -8,14 +8,17 @@ app whose agents are thin loops over ``agents.ingest`` and ``agents.search``.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from contextlib import aclosing
 from typing import Any
 
 import faust
 import structlog
 
-from agents.ingest import handle_document
+from agents.ingest import handle_documents
 from agents.search import handle_search
 from streams import faust_transport, observability
+from streams.batching import batches
 from streams.messaging import hold_until_done
 from streams.runtime import Runtime
 from streams.settings import Settings
@@ -35,6 +38,15 @@ def _raw_topic(app: faust.App, name: str) -> Any:
         value_serializer="raw",
         allow_empty=True,
     )
+
+
+def _offset_ranges(messages: Sequence[Any]) -> str:
+    """``partition:first-last`` per partition of a batch, e.g. ``0:10-14,3:7-7``."""
+    ranges: dict[int, tuple[int, int]] = {}
+    for m in messages:
+        low, high = ranges.get(m.partition, (m.offset, m.offset))
+        ranges[m.partition] = (min(low, m.offset), max(high, m.offset))
+    return ",".join(f"{p}:{low}-{high}" for p, (low, high) in sorted(ranges.items()))
 
 
 def build_app(settings: Settings, runtime: Runtime | None = None) -> faust.App:
@@ -87,20 +99,36 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> faust.App:
     # Acks are manual. Faust's own iteration acks the in-flight event when the stream is
     # torn down (a SIGTERM while a message is held for an outage would commit it unread);
     # here an event is acked only after its work, or its dead letter, is on the broker.
+    # Batches are cut here, on the no-ack stream (not with ``take_events``, which acks in a
+    # ``finally``): each batch is processed, its results sent, then its events acked in order.
     @app.agent(documents, name="ingest", concurrency=1)
     async def ingest(stream: Any) -> None:
         await ready()
         manual = stream.noack()
-        async for event in manual.events():
-            msg = event.message
-            with (
-                structlog.contextvars.bound_contextvars(
-                    topic=msg.topic, partition=msg.partition, offset=msg.offset
-                ),
-                observability.message_transaction("ingest", msg),
-            ):
-                await handle_document(rt, app.producer, msg)
-            await manual.ack(event)
+        cut = batches(
+            manual.events().__aiter__(),
+            max_items=settings.ingest.batch_max,
+            within_s=settings.ingest.batch_within_ms / 1000,
+        )
+        async with aclosing(cut):
+            async for events in cut:
+                messages = [event.message for event in events]
+                first = messages[0]
+                with (
+                    structlog.contextvars.bound_contextvars(
+                        topic=first.topic,
+                        partition=first.partition,
+                        offset=first.offset,
+                        offsets=_offset_ranges(messages),
+                        batch=len(messages),
+                    ),
+                    observability.message_transaction(
+                        "ingest", first, tags={"batch_size": len(messages)}
+                    ),
+                ):
+                    await handle_documents(rt, app.producer, messages)
+                for event in events:
+                    await manual.ack(event)
 
     @app.agent(requests, name="search", concurrency=settings.search.concurrency)
     async def search(stream: Any) -> None:

@@ -155,6 +155,10 @@ class IngestSettings(BaseSettings):
     """Longer documents are rejected with ``too_large``."""
     retry_initial_s: float = 0.5
     retry_max_s: float = 30.0
+    batch_max: int = Field(default=32, ge=1)
+    """At most this many documents-topic messages are processed (and acked) together."""
+    batch_within_ms: float = Field(default=20.0, ge=0)
+    """A batch is cut this long after its first message, full or not."""
 
     @model_validator(mode="after")
     def _overlap_fits(self) -> IngestSettings:

@@ -111,6 +111,50 @@ class CatalogContract:
         assert found[(b, "1")].title == f"{b}:1"
         assert await catalog.get_many([]) == {}
 
+    async def test_upsert_many_inserts_updates_and_keeps_created_at(self, catalog: Any) -> None:
+        """``upsert_many`` writes new and existing records at once; the last of a key wins."""
+        a, b = new_tenant(), new_tenant()
+        first = await catalog.upsert(make_record(a, "old"))
+        await catalog.upsert_many(
+            [
+                make_record(a, "old", text="v2", chunk_count=5, title="Old v2"),
+                make_record(a, "new"),
+                make_record(b, "new", title="first"),
+                make_record(b, "new", title="second", chunk_count=0),
+            ]
+        )
+        found = await catalog.get_many([(a, "old"), (a, "new"), (b, "new")])
+        assert set(found) == {(a, "old"), (a, "new"), (b, "new")}
+        old = found[(a, "old")]
+        assert (old.content_hash, old.chunk_count, old.title) == (
+            hashlib.sha256(b"v2").hexdigest(),
+            5,
+            "Old v2",
+        )
+        assert old.created_at == first.created_at and old.updated_at >= first.updated_at
+        assert (found[(b, "new")].title, found[(b, "new")].chunk_count) == ("second", 0)
+        assert all(_is_utc(r.created_at) and _is_utc(r.updated_at) for r in found.values())
+        assert await catalog.count(b) == 1
+        await catalog.upsert_many([])
+
+    async def test_upsert_many_is_all_or_nothing(self, catalog: Any) -> None:
+        """One impossible record rejects the whole ``upsert_many`` and nothing is stored."""
+        tenant = new_tenant()
+        with pytest.raises(StoreRejectedError):
+            await catalog.upsert_many(
+                [make_record(tenant, "ok"), make_record(tenant, "bad", chunk_count=-1)]
+            )
+        assert await catalog.count(tenant) == 0
+
+    async def test_delete_many_counts_what_it_removed(self, catalog: Any) -> None:
+        """``delete_many`` removes the existing keys, ignores missing ones and counts once."""
+        a, b = new_tenant(), new_tenant()
+        for tenant, doc in [(a, "1"), (a, "2"), (b, "1")]:
+            await catalog.upsert(make_record(tenant, doc))
+        assert await catalog.delete_many([(a, "1"), (b, "1"), (a, "missing"), (a, "1")]) == 2
+        assert set(await catalog.get_many([(a, "1"), (a, "2"), (b, "1")])) == {(a, "2")}
+        assert await catalog.delete_many([]) == 0
+
     async def test_list_pages_in_doc_id_order(self, catalog: Any) -> None:
         """``list`` returns one tenant's records sorted by doc_id, paged by limit and offset."""
         tenant, other = new_tenant(), new_tenant()

@@ -326,6 +326,9 @@ async def test_worker_killed_mid_ingest_loses_and_duplicates_nothing(faults: Fau
         f.worker.stop(sig=signal.SIGKILL)
         f.worker = WorkerProcess(f.env, log_path=f.worker.log_path).start()
         chunks = await _all_indexed(futures, timeout_s=120)
+        # One batch may have answered all eight before the kill: the next test needs the new
+        # worker ready, not still starting.
+        await f.worker.wait_ready(f.kafka, tenant=tenant)
     await _assert_exactly_once(f, tenant, chunks)
     await _assert_no_dead_letters(f, ids)
     f.worker.assert_alive()

@@ -6,6 +6,7 @@ tests never see each other's documents.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -16,6 +17,7 @@ import pytest_asyncio
 
 from schemas.document import DocumentDelete, DocumentUpsert
 from schemas.headers import Headers
+from services.chunking import split_text
 from services.embedding import build_embedder
 from stores.catalog import Catalog
 from stores.chroma import ChromaVectorStore
@@ -226,6 +228,35 @@ async def test_replayed_messages_create_no_duplicates(stack: Stack) -> None:
         redo = await client.ingest(doc, timeout_s=120)
     assert redo.status == "indexed"
     assert await _counts(stack, tenant, "same") == (redo.chunks, redo.chunks)
+
+
+async def test_a_burst_of_documents_is_indexed_in_batches(stack: Stack) -> None:
+    """Forty documents sent at once (plus a second version of one) all get exact results."""
+    tenant = f"burst-{new_id()}"
+    docs = [
+        DocumentUpsert(
+            id=f"doc-{n:02d}",
+            tenant=tenant,
+            text=" ".join(f"Burst document {n} says thing {i}." for i in range(1 + 7 * (n % 6))),
+        )
+        for n in range(40)
+    ]
+    docs.append(DocumentUpsert(id="doc-05", tenant=tenant, text="The second version is short."))
+    async with IngestClient(stack.kafka) as client:
+        futures = [await client.submit(doc) for doc in docs]
+        async with asyncio.timeout(180):
+            results = await asyncio.gather(*futures)
+    ingest = stack.settings.ingest
+    expected = {}
+    for doc, result in zip(docs, results, strict=True):
+        chunks = len(split_text(doc.text, size=ingest.chunk_size, overlap=ingest.chunk_overlap))
+        assert (result.id, result.status, result.chunks) == (doc.id, "indexed", chunks)
+        expected[doc.id] = chunks  # the last version of an id is what stays
+    assert expected["doc-05"] == 1
+    for doc_id, chunks in expected.items():
+        assert await _counts(stack, tenant, doc_id) == (chunks, chunks), doc_id
+    records = await stack.catalog.get_many([(tenant, doc_id) for doc_id in expected])
+    assert {key[1]: r.chunk_count for key, r in records.items()} == expected
 
 
 BAD_INPUTS = [

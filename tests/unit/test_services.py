@@ -14,7 +14,7 @@ from services.resilience import Breaker, Guarded
 from services.search import Searcher
 from stores.catalog_memory import MemoryCatalog
 from stores.memory import MemoryKeywordStore, MemoryVectorStore
-from streams.errors import SchemaValidationError, StoreUnavailableError
+from streams.errors import SchemaValidationError, StoreRejectedError, StoreUnavailableError
 from streams.settings import IngestSettings, SearchSettings
 
 
@@ -196,3 +196,151 @@ async def test_top_k_is_capped_and_query_length_checked(parts) -> None:  # type:
     )
     with pytest.raises(SchemaValidationError, match="limit is 20"):
         await searcher.search(SearchRequest(query="x" * 21, tenant="t"))
+
+
+class _CountingCatalog(MemoryCatalog):
+    """A memory catalog that counts its reads and writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    async def get_many(self, keys):  # type: ignore[no-untyped-def]
+        self.calls.append("get_many")
+        return await super().get_many(keys)
+
+    async def upsert_many(self, records):  # type: ignore[no-untyped-def]
+        self.calls.append("upsert_many")
+        await super().upsert_many(records)
+
+    async def delete_many(self, keys):  # type: ignore[no-untyped-def]
+        self.calls.append("delete_many")
+        return await super().delete_many(keys)
+
+
+class _PickyKeywordStore(MemoryKeywordStore):
+    """Rejects (as a mapping conflict would) any write that contains one given document."""
+
+    def __init__(self, bad_doc: str) -> None:
+        super().__init__()
+        self.bad_doc = bad_doc
+        self.upserts = 0
+
+    async def upsert(self, chunks):  # type: ignore[no-untyped-def]
+        self.upserts += 1
+        if any(c.doc_id == self.bad_doc for c in chunks):
+            raise StoreRejectedError(f"mapping conflict in {self.bad_doc}")
+        await super().upsert(chunks)
+
+
+def _batch_indexer(
+    keywords: MemoryKeywordStore | None = None,
+) -> tuple[Indexer, MemoryVectorStore, MemoryKeywordStore, _CountingCatalog, BagOfWordsEmbedder]:
+    vectors, catalog, embedder = MemoryVectorStore(), _CountingCatalog(), BagOfWordsEmbedder()
+    keywords = keywords or MemoryKeywordStore()
+    indexer = Indexer(
+        catalog=catalog,
+        vectors=vectors,
+        keywords=keywords,
+        embedder=embedder,
+        settings=IngestSettings(chunk_size=60, chunk_overlap=10),
+        embed_batch_size=4,
+    )
+    return indexer, vectors, keywords, catalog, embedder
+
+
+def _words(n: int, word: str = "w") -> str:
+    return " ".join(f"{word}{i}" for i in range(n))
+
+
+async def test_handle_many_mixes_new_unchanged_changed_and_delete() -> None:
+    """One batch indexes, skips, re-indexes and deletes, with one read and one write per kind."""
+    indexer, vectors, keywords, catalog, embedder = _batch_indexer()
+    for doc in (_doc(_words(30), "same"), _doc(_words(40), "changed"), _doc("bye", "gone")):
+        await indexer.handle(doc)
+    catalog.calls.clear()
+    embedder.calls.clear()
+    outcomes = await indexer.handle_many(
+        [
+            _doc(_words(50), "new"),
+            _doc(_words(30), "same"),
+            _doc("short now", "changed"),
+            DocumentDelete(op="delete", id="gone", tenant="t"),
+        ]
+    )
+    new_chunks = len(indexer.chunk(_doc(_words(50), "new")))
+    same_chunks = len(indexer.chunk(_doc(_words(30), "same")))
+    assert [(o.status, o.chunks) for o in outcomes] == [
+        ("indexed", new_chunks),
+        ("unchanged", same_chunks),
+        ("indexed", 1),
+        ("deleted", 0),
+    ]
+    assert all(o.error is None for o in outcomes)
+    assert catalog.calls == ["get_many", "upsert_many", "delete_many"]
+    assert sum(embedder.calls) == new_chunks + 1 and max(embedder.calls) <= 4
+    for doc_id, expected in [("new", new_chunks), ("same", same_chunks), ("changed", 1)]:
+        assert await vectors.count("t", doc_id) == await keywords.count("t", doc_id) == expected
+        record = await catalog.get("t", doc_id)
+        assert record is not None and record.chunk_count == expected
+    assert await vectors.count("t", "gone") == await keywords.count("t", "gone") == 0
+    assert await catalog.get("t", "gone") is None
+
+
+async def test_handle_many_writes_the_catalog_once_per_batch() -> None:
+    """Ten new documents cost one catalog read, one catalog write and one write per store."""
+    keywords = _PickyKeywordStore(bad_doc="none")
+    indexer, _, _, catalog, _ = _batch_indexer(keywords)
+    outcomes = await indexer.handle_many([_doc(_words(20), f"d{n}") for n in range(10)])
+    assert {o.status for o in outcomes} == {"indexed"}
+    assert catalog.calls == ["get_many", "upsert_many"]
+    assert keywords.upserts == 1
+    assert await catalog.count("t") == 10
+
+
+async def test_handle_many_applies_repeated_ids_in_order() -> None:
+    """Two versions of one id in a batch are applied in order: the last one is what stays."""
+    indexer, vectors, keywords, catalog, _ = _batch_indexer()
+    outcomes = await indexer.handle_many(
+        [
+            _doc(_words(40), "d"),
+            _doc("other doc", "x"),
+            _doc("tiny", "d"),
+            DocumentDelete(op="delete", id="x", tenant="t"),
+            _doc("tiny", "d"),
+        ]
+    )
+    assert [o.status for o in outcomes] == ["indexed", "indexed", "indexed", "deleted", "unchanged"]
+    assert outcomes[2].chunks == 1
+    assert await vectors.count("t", "d") == await keywords.count("t", "d") == 1
+    assert await vectors.count("t", "x") == await keywords.count("t", "x") == 0
+    record = await catalog.get("t", "d")
+    assert record is not None and record.chunk_count == 1
+    assert await catalog.get("t", "x") is None
+    assert catalog.calls.count("get_many") == 3  # runs: [d, x], [d, x-delete], [d]
+
+
+async def test_handle_many_falls_back_to_singles_on_a_rejected_document() -> None:
+    """A document the store rejects fails alone; the rest of the batch is indexed."""
+    indexer, vectors, keywords, catalog, _ = _batch_indexer(_PickyKeywordStore(bad_doc="bad"))
+    outcomes = await indexer.handle_many(
+        [_doc(_words(20), "a"), _doc(_words(20), "bad"), _doc(_words(20), "b")]
+    )
+    assert [o.status for o in outcomes] == ["indexed", "failed", "indexed"]
+    assert isinstance(outcomes[1].error, StoreRejectedError)
+    for doc_id in ("a", "b"):
+        assert await keywords.count("t", doc_id) == await vectors.count("t", doc_id) > 0
+        assert await catalog.get("t", doc_id) is not None
+    assert await keywords.count("t", "bad") == 0
+    assert await catalog.get("t", "bad") is None
+
+
+async def test_handle_many_raises_a_retriable_error_for_the_caller_to_hold() -> None:
+    """A store outage is not a per-document failure: the whole batch raises it."""
+    indexer, _, keywords, catalog, _ = _batch_indexer()
+    keywords.error = StoreUnavailableError("es down")
+    with pytest.raises(StoreUnavailableError):
+        await indexer.handle_many([_doc("a b c", "a"), _doc("d e f", "b")])
+    assert await catalog.count("t") == 0
+    keywords.error = None
+    assert [o.status for o in await indexer.handle_many([_doc("a b c", "a")])] == ["indexed"]
