@@ -51,7 +51,9 @@ async def handle_documents(
         indexer = runtime.indexer
         docs = [doc for _, doc in valid]
         with structlog.contextvars.bound_contextvars(
-            doc_ids=[d.id for d in docs], tenants=sorted({d.tenant for d in docs})
+            doc_ids=[d.id for d in docs],
+            tenants=sorted({d.tenant for d in docs}),
+            correlation_ids=[item.correlation_id for item, _ in valid if item.correlation_id],
         ):
             outcomes = await hold_until_done(
                 lambda: indexer.handle_many(docs),
@@ -77,6 +79,7 @@ async def handle_documents(
                 "document_" + outcome.status,
                 doc_id=doc.id,
                 tenant=doc.tenant,
+                correlation_id=item.correlation_id,
                 chunks=outcome.chunks,
                 took_ms=took_ms,
                 batch=len(messages),

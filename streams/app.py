@@ -17,8 +17,10 @@ import structlog
 
 from agents.ingest import handle_documents
 from agents.search import handle_search
+from schemas.headers import Headers
 from streams import faust_transport, observability
 from streams.batching import batches
+from streams.codec import header
 from streams.messaging import hold_until_done
 from streams.runtime import Runtime
 from streams.settings import Settings
@@ -138,7 +140,10 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> faust.App:
             msg = event.message
             with (
                 structlog.contextvars.bound_contextvars(
-                    topic=msg.topic, partition=msg.partition, offset=msg.offset
+                    topic=msg.topic,
+                    partition=msg.partition,
+                    offset=msg.offset,
+                    correlation_id=header(msg.headers, Headers.CORRELATION_ID),
                 ),
                 observability.message_transaction("search", msg),
             ):

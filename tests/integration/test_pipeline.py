@@ -410,6 +410,14 @@ async def test_raw_kafka_client_can_search_from_the_contract_alone(stack: Stack)
         "metadata",
         "sources",
     }
+    answered = [
+        json.loads(line)
+        for line in stack.worker.log_path.read_text().splitlines()
+        if '"search_answered"' in line and '"raw-1"' in line
+    ]
+    assert answered, "the worker's log line for the request carries its correlation id"
+    assert {"topic", "partition", "offset"} <= set(answered[0])
+    assert answered[0]["correlation_id"] == "raw-1"
 
 
 async def test_spring_kafka_headers_are_understood_and_echoed(stack: Stack) -> None:
