@@ -53,6 +53,11 @@ class Runtime:
         self.topics = Topics.from_settings(settings.kafka)
         self.worker = worker_name(settings)
         self.embedder: Embedder = build_embedder(settings)
+        # The local model runs on one thread per instance: queries get their own, so a search
+        # never waits behind an ingest batch (a remote provider serves both concurrently).
+        self.query_embedder: Embedder = (
+            build_embedder(settings) if settings.embedding.provider == "local" else self.embedder
+        )
         self.catalog = Catalog.from_settings(settings)
         # Refuses unusable (or, in production, unsafe) auth settings: the worker does not start.
         self.auth = Authenticator.from_settings(settings)
@@ -118,6 +123,8 @@ class Runtime:
 
     async def _start(self) -> None:
         await self._embedding_breaker.call(self.embedder.start)
+        if self.query_embedder is not self.embedder:
+            await self._embedding_breaker.call(self.query_embedder.start)
         self.vectors = ChromaVectorStore(
             collection=collection_name(self.settings.chroma.collection_prefix, self.embedder.name),
             path=None if self.settings.chroma.url else str(self.settings.chroma_path),
@@ -152,10 +159,18 @@ class Runtime:
             settings=self.settings.ingest,
             embed_batch_size=self.settings.embedding.batch_size,
         )
+        query_embedder: Any = embedder
+        if self.query_embedder is not self.embedder:
+            query_embedder = observability.Traced(
+                Guarded(
+                    self.query_embedder, self._embedding_breaker, unguarded=("aclose", "start")
+                ),
+                op="embedding",
+            )
         self.searcher = Searcher(
             vectors=vectors,
             keywords=keywords,
-            embedder=embedder,
+            embedder=query_embedder,
             settings=self.settings.search,
         )
         log.info(
@@ -182,6 +197,8 @@ class Runtime:
             self.embedder.aclose(),
             self.auth.aclose(),
         ]
+        if self.query_embedder is not self.embedder:
+            closers.append(self.query_embedder.aclose())
         if self.vectors is not None:
             closers.append(self.vectors.aclose())
         await asyncio.gather(*closers, return_exceptions=True)
