@@ -8,13 +8,9 @@ and SHA-256 digests of refresh tokens. ``stores.auth_memory`` is its in-memory f
 
 from __future__ import annotations
 
-import asyncio
 import builtins
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -25,18 +21,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    event,
     select,
-    text,
     update,
 )
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 # The catalog's one error mapping and column type are shared, not copied.
-from stores.catalog import _mapped, _sqlite_pragmas, _UTCDateTime
-from streams.errors import ConfigError
+from stores._sql import SqlStore, UTCDateTime
 from streams.settings import Settings
 
 __all__ = [
@@ -105,8 +95,8 @@ api_keys = Table(
     Column("scopes", Text, nullable=False),
     Column("secret_hash", String(128), nullable=False),
     Column("name", String(255), nullable=False, default=""),
-    Column("created_at", _UTCDateTime(), nullable=False),
-    Column("revoked_at", _UTCDateTime(), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime(), nullable=True),
 )
 users = Table(
     "users",
@@ -116,15 +106,15 @@ users = Table(
     Column("permissions", Text, nullable=False),
     Column("password_hash", String(128), nullable=False),
     Column("disabled", Boolean, nullable=False, default=False),
-    Column("created_at", _UTCDateTime(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
 )
 sessions = Table(
     "auth_sessions",
     auth_metadata,
     Column("session_id", String(64), primary_key=True),
     Column("username", String(255), ForeignKey("users.username"), nullable=False),
-    Column("created_at", _UTCDateTime(), nullable=False),
-    Column("revoked_at", _UTCDateTime(), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("revoked_at", UTCDateTime(), nullable=True),
 )
 refresh_tokens = Table(
     "refresh_tokens",
@@ -133,9 +123,9 @@ refresh_tokens = Table(
     Column(
         "session_id", String(64), ForeignKey("auth_sessions.session_id"), nullable=False, index=True
     ),
-    Column("expires_at", _UTCDateTime(), nullable=False),
-    Column("created_at", _UTCDateTime(), nullable=False),
-    Column("used_at", _UTCDateTime(), nullable=True),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("used_at", UTCDateTime(), nullable=True),
 )
 
 
@@ -143,63 +133,22 @@ def _words(value: str) -> tuple[str, ...]:
     return tuple(value.split())
 
 
-class AuthStore:
+class AuthStore(SqlStore):
     """API keys, users and sessions in a SQL database, behind one async engine."""
 
     def __init__(self, *, url: str, pool_size: int = 5, max_overflow: int = 10) -> None:
-        try:
-            parsed = make_url(url)
-        except sa_exc.ArgumentError as exc:
-            raise ConfigError(f"invalid database URL: {exc}") from exc
-        self._sqlite = parsed.get_backend_name() == "sqlite"
-        kwargs: dict[str, Any] = {}
-        database = parsed.database or ""
-        self._sqlite_path = (
-            Path(database) if self._sqlite and database not in ("", ":memory:") else None
+        super().__init__(
+            url=url,
+            metadata=auth_metadata,
+            what="auth store",
+            pool_size=pool_size,
+            max_overflow=max_overflow,
         )
-        if not self._sqlite:
-            kwargs |= {"pool_size": pool_size, "max_overflow": max_overflow, "pool_pre_ping": True}
-        try:
-            self._engine: AsyncEngine = create_async_engine(parsed, **kwargs)
-        except (sa_exc.ArgumentError, ImportError, TypeError) as exc:
-            raise ConfigError(f"cannot use database URL {parsed!r}: {exc}") from exc
-        if self._sqlite:
-            event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
-            event.listen(self._engine.sync_engine, "connect", _sqlite_foreign_keys)
-        self._start_lock = asyncio.Lock()
-        self._started = False
-        self._closed = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AuthStore:
         """The auth store in the catalog's database."""
         return cls(url=settings.database_url)
-
-    async def start(self) -> None:
-        """Create the tables if missing; idempotent."""
-        async with self._start_lock:
-            self._check_open()
-            if self._started:
-                return
-            async with _mapped():
-                if self._sqlite_path is not None:
-                    self._sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    async with self._engine.begin() as conn:
-                        await conn.run_sync(auth_metadata.create_all)
-                except sa_exc.DBAPIError:
-                    # Another process created them at the same moment: try once more.
-                    async with self._engine.begin() as conn:
-                        await conn.run_sync(auth_metadata.create_all)
-            self._started = True
-
-    @asynccontextmanager
-    async def _begin(self) -> AsyncIterator[AsyncConnection]:
-        self._check_open()
-        if not self._started:
-            await self.start()
-        async with _mapped(), self._engine.begin() as conn:
-            yield conn
 
     # -- API keys -----------------------------------------------------------------------------
 
@@ -376,22 +325,6 @@ class AuthStore:
         async with self._begin() as conn:
             return bool((await conn.execute(query)).rowcount)
 
-    async def ping(self) -> None:
-        """Round-trip to the database."""
-        self._check_open()
-        async with _mapped(), self._engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError("auth store is closed")
-
-    async def aclose(self) -> None:
-        """Dispose of the engine; idempotent."""
-        if not self._closed:
-            self._closed = True
-            await self._engine.dispose()
-
 
 def _api_key(row: Any) -> ApiKeyRecord:
     return ApiKeyRecord(
@@ -414,12 +347,3 @@ def _user(row: Any) -> UserRecord:
         created_at=row.created_at,
         disabled=bool(row.disabled),
     )
-
-
-def _sqlite_foreign_keys(dbapi_connection: Any, connection_record: Any) -> None:
-    """SQLite enforces foreign keys only when asked, per connection."""
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA foreign_keys=ON")
-    finally:
-        cursor.close()

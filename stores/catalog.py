@@ -1,75 +1,43 @@
 """The SQL catalog: one row per indexed document (SQLAlchemy 2 async; PostgreSQL or SQLite).
 
 The indexing service reads it to skip unchanged documents and writes it last, after both
-search stores. Every driver and SQLAlchemy exception is translated in ``_mapped``, the one
+search stores. Every driver and SQLAlchemy exception is translated by ``stores._sql``, the one
 place where they become ``StoreUnavailableError`` (retriable) or ``StoreRejectedError``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import builtins
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
     Column,
-    DateTime,
     Integer,
     MetaData,
     String,
     Table,
     Text,
-    TypeDecorator,
-    event,
     func,
     insert,
-    inspect,
     select,
-    text,
     tuple_,
     update,
 )
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from schemas.chunks import DocumentRecord
-from streams.errors import ConfigError, StoreRejectedError, StoreUnavailableError
+from stores._sql import SqlStore, UTCDateTime
 from streams.settings import Settings
 
 __all__ = ["Catalog", "documents", "metadata"]
 
-_SQLITE_BUSY_TIMEOUT_MS = 10_000
-_CONNECT_TIMEOUT_S = 10.0
 _KEYS_PER_QUERY = 1000
 """``get_many`` and ``delete_many`` split larger key lists (bind-parameter limits: SQLite
 32766, asyncpg 32767)."""
-
-
-class _UTCDateTime(TypeDecorator[datetime]):
-    """A timezone-aware UTC datetime on every backend (SQLite stores naive text)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("catalog timestamps must be timezone-aware")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 metadata = MetaData()
@@ -83,45 +51,11 @@ documents = Table(
     Column("chunk_count", Integer, nullable=False),
     Column("status", String(32), nullable=False),
     Column("title", Text, nullable=False, default=""),
-    Column("created_at", _UTCDateTime(), nullable=False),
-    Column("updated_at", _UTCDateTime(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
     CheckConstraint("chunk_count >= 0", name="ck_documents_chunk_count"),
 )
 """``documents``: the composite primary key (tenant, doc_id) is the document's identity."""
-
-_UNAVAILABLE = (
-    sa_exc.OperationalError,  # connection refused or lost, locked, server shutting down
-    sa_exc.InterfaceError,
-    sa_exc.InternalError,
-    sa_exc.DisconnectionError,
-    sa_exc.TimeoutError,  # the pool had no connection to give
-    OSError,  # drivers that raise socket errors unwrapped while connecting
-    builtins.TimeoutError,  # asyncio.TimeoutError is the same class
-)
-_REJECTED = (
-    sa_exc.IntegrityError,
-    sa_exc.DataError,
-    sa_exc.ProgrammingError,
-    sa_exc.NotSupportedError,
-)
-
-
-def _map_error(exc: Exception) -> StoreUnavailableError | StoreRejectedError:
-    """The one place a database exception becomes ours."""
-    if isinstance(exc, _REJECTED):
-        return StoreRejectedError(f"catalog rejected the request: {exc}")
-    if isinstance(exc, (*_UNAVAILABLE, sa_exc.DBAPIError)):
-        return StoreUnavailableError(f"catalog unavailable: {exc}")
-    return StoreRejectedError(f"catalog error: {exc}")
-
-
-@asynccontextmanager
-async def _mapped() -> AsyncIterator[None]:
-    """Run a block; any database exception leaves it as one of ours (``from`` the original)."""
-    try:
-        yield
-    except (sa_exc.SQLAlchemyError, OSError, builtins.TimeoutError) as exc:
-        raise _map_error(exc) from exc
 
 
 def _record(row: Any) -> DocumentRecord:
@@ -138,7 +72,7 @@ def _record(row: Any) -> DocumentRecord:
     )
 
 
-class Catalog:
+class Catalog(SqlStore):
     """The document catalog in a SQL database, behind one async engine."""
 
     def __init__(
@@ -151,35 +85,16 @@ class Catalog:
         pool_recycle: int = 3600,
         echo: bool = False,
     ) -> None:
-        try:
-            parsed = make_url(url)
-        except sa_exc.ArgumentError as exc:
-            raise ConfigError(f"invalid catalog URL: {exc}") from exc
-        self._dialect = parsed.get_backend_name()
-        kwargs: dict[str, Any] = {"echo": echo}
-        if self._dialect == "sqlite":
-            # The dialect picks the pool (a queue pool for files, a static one for :memory:).
-            database = parsed.database or ""
-            self._sqlite_path = Path(database) if database not in ("", ":memory:") else None
-        else:
-            self._sqlite_path = None
-            kwargs |= {
-                "pool_size": pool_size,
-                "max_overflow": max_overflow,
-                "pool_pre_ping": pool_pre_ping,
-                "pool_recycle": pool_recycle,
-            }
-            if parsed.get_driver_name() == "asyncpg":
-                kwargs["connect_args"] = {"timeout": _CONNECT_TIMEOUT_S}
-        try:
-            self._engine: AsyncEngine = create_async_engine(parsed, **kwargs)
-        except (sa_exc.ArgumentError, ImportError, TypeError) as exc:
-            raise ConfigError(f"cannot use catalog URL {parsed!r}: {exc}") from exc
-        if self._dialect == "sqlite":
-            event.listen(self._engine.sync_engine, "connect", _sqlite_pragmas)
-        self._start_lock = asyncio.Lock()
-        self._started = False
-        self._closed = False
+        super().__init__(
+            url=url,
+            metadata=metadata,
+            what="catalog",
+            pool_size=pool_size,
+            max_overflow=max_overflow,
+            pool_pre_ping=pool_pre_ping,
+            pool_recycle=pool_recycle,
+            echo=echo,
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Catalog:
@@ -193,34 +108,6 @@ class Catalog:
             pool_recycle=db.pool_recycle,
             echo=db.echo,
         )
-
-    async def start(self) -> None:
-        """Create the table if missing (and SQLite's directory); idempotent."""
-        async with self._start_lock:
-            self._check_open()
-            if self._started:
-                return
-            async with _mapped():
-                if self._sqlite_path is not None:
-                    self._sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    async with self._engine.begin() as conn:
-                        await conn.run_sync(metadata.create_all)
-                except sa_exc.DBAPIError:
-                    # Another worker may have created it at the same moment: fine if it exists.
-                    async with self._engine.connect() as conn:
-                        if not await conn.run_sync(_has_documents_table):
-                            raise
-            self._started = True
-
-    @asynccontextmanager
-    async def _begin(self) -> AsyncIterator[AsyncConnection]:
-        """A connection in a transaction, on a started catalog, errors mapped."""
-        self._check_open()
-        if not self._started:
-            await self.start()
-        async with _mapped(), self._engine.begin() as conn:
-            yield conn
 
     async def get(self, tenant: str, doc_id: str) -> DocumentRecord | None:
         """The record of one document, or None."""
@@ -369,36 +256,3 @@ class Catalog:
             query = query.where(documents.c.tenant == tenant)
         async with self._begin() as conn:
             return int((await conn.execute(query)).scalar_one())
-
-    async def ping(self) -> None:
-        """Round-trip to the database (``SELECT 1``)."""
-        self._check_open()
-        async with _mapped(), self._engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-
-    def _check_open(self) -> None:
-        """Refuse to work after ``aclose`` (the engine would silently reconnect)."""
-        if self._closed:
-            raise RuntimeError("catalog is closed")
-
-    async def aclose(self) -> None:
-        """Dispose of the engine and its pool; idempotent."""
-        if not self._closed:
-            self._closed = True
-            await self._engine.dispose()
-
-
-def _has_documents_table(conn: Any) -> bool:
-    """Whether ``documents`` exists (run on a sync connection)."""
-    return bool(inspect(conn).has_table(documents.name))
-
-
-def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
-    """WAL (readers don't block the writer) and a busy timeout on every new connection."""
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-    finally:
-        cursor.close()

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import exc as sa_exc
 
-from stores.catalog import Catalog, _map_error
+from stores._sql import map_error as _map_error
+from stores.catalog import Catalog
 from streams.errors import ConfigError, StoreRejectedError, StoreUnavailableError
 from streams.settings import DatabaseSettings, Settings
 from tests.catalog_contract import make_record
