@@ -250,14 +250,20 @@ class IngestClient(_Client):
         """Send a document; the returned future resolves to its ``IngestResult``."""
         correlation_id = uuid.uuid4().hex
         raw = self._channel.expect(correlation_id)
-        await self._channel.send(
-            self.topics.documents,
-            key=doc.id.encode(),
-            value=encode(doc),
-            correlation_id=correlation_id,
-            extra_headers=self._auth,
-        )
+        try:
+            await self._channel.send(
+                self.topics.documents,
+                key=doc.id.encode(),
+                value=encode(doc),
+                correlation_id=correlation_id,
+                extra_headers=self._auth,
+            )
+        except BaseException:
+            self._channel.forget(correlation_id)
+            raise
         result: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        # A caller that stops waiting (timeout, cancel) must not leave the id registered.
+        result.add_done_callback(lambda _: self._channel.forget(correlation_id))
 
         def _done(f: asyncio.Future[Any]) -> None:
             if result.done():

@@ -87,3 +87,18 @@ async def test_search_before_start_is_refused(kafka_bootstrap: str, topic_prefix
     client = SearchClient(_kafka(kafka_bootstrap, topic_prefix))
     with pytest.raises(RuntimeError, match="not started"):
         await client.search("x", tenant="t", timeout_s=1)
+
+
+async def test_abandoned_ingest_waits_are_forgotten(
+    kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    """A timed-out ``ingest`` leaves no pending correlation id behind (no leak per request)."""
+    from schemas.document import DocumentUpsert
+    from streams.client import IngestClient
+
+    async with IngestClient(_kafka(kafka_bootstrap, topic_prefix)) as client:
+        for i in range(3):
+            doc = DocumentUpsert(id=f"d{i}", tenant="t", text="no worker will answer")
+            with pytest.raises(RequestTimeoutError):
+                await client.ingest(doc, timeout_s=0.2)
+        assert client._channel._pending == {}
