@@ -75,28 +75,21 @@ class Runtime:
         )
         b = settings.breakers
         embedding = "openai" if settings.embedding.provider == "openai" else "embedding"
+        # (breaker name, settings knob prefix, error raised on a timeout)
+        specs = [
+            (embedding, "openai", EmbeddingUnavailableError),
+            ("vectordb", "vectordb", StoreUnavailableError),
+            ("elasticsearch", "elasticsearch", StoreUnavailableError),
+        ]
         self.breakers = {
-            embedding: Breaker(
-                embedding,
-                fail_max=b.openai_fail_max,
-                reset_timeout_s=b.openai_reset_timeout_s,
-                call_timeout_s=b.openai_call_timeout_s,
-                unavailable=EmbeddingUnavailableError,
-            ),
-            "vectordb": Breaker(
-                "vectordb",
-                fail_max=b.vectordb_fail_max,
-                reset_timeout_s=b.vectordb_reset_timeout_s,
-                call_timeout_s=b.vectordb_call_timeout_s,
-                unavailable=StoreUnavailableError,
-            ),
-            "elasticsearch": Breaker(
-                "elasticsearch",
-                fail_max=b.elasticsearch_fail_max,
-                reset_timeout_s=b.elasticsearch_reset_timeout_s,
-                call_timeout_s=b.elasticsearch_call_timeout_s,
-                unavailable=StoreUnavailableError,
-            ),
+            name: Breaker(
+                name,
+                fail_max=getattr(b, f"{knob}_fail_max"),
+                reset_timeout_s=getattr(b, f"{knob}_reset_timeout_s"),
+                call_timeout_s=getattr(b, f"{knob}_call_timeout_s"),
+                unavailable=unavailable,
+            )
+            for name, knob, unavailable in specs
         }
         self._embedding_breaker = self.breakers[embedding]
         # Transitions: logged and put on the events topic (the app gives it a producer),

@@ -65,3 +65,19 @@ def test_overlap_must_be_smaller_than_half_a_chunk() -> None:
     """An overlap that would make chunking crawl is refused at start."""
     with pytest.raises(ValidationError, match="OVERLAP"):
         IngestSettings(chunk_size=100, chunk_overlap=60)
+
+
+def test_runtime_builds_each_breaker_from_its_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every breaker takes its own fail max, reset and call timeouts from ``BREAKER_*``."""
+    from streams.runtime import Runtime
+
+    monkeypatch.setenv("RAGSTREAM_AUTH", "disabled")
+    monkeypatch.setenv("BREAKER_VECTORDB_FAIL_MAX", "7")
+    monkeypatch.setenv("BREAKER_ELASTICSEARCH_RESET_TIMEOUT_S", "9")
+    monkeypatch.setenv("BREAKER_OPENAI_CALL_TIMEOUT_S", "11")
+    breakers = Runtime(Settings()).breakers
+    assert set(breakers) == {"embedding", "vectordb", "elasticsearch"}
+    assert breakers["vectordb"].cb.fail_max == 7
+    assert breakers["elasticsearch"].cb.reset_timeout == 9
+    assert breakers["embedding"].call_timeout_s == 11
+    assert breakers["elasticsearch"].cb.fail_max == 3  # the documented default
