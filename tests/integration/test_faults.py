@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import secrets
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -33,7 +31,7 @@ from streams.devstack import Service
 from streams.errors import RemoteError
 from streams.runtime import collection_name
 from streams.settings import KafkaSettings, Settings
-from tests.integration.harness import WorkerProcess, new_id
+from tests.integration.harness import WorkerProcess, isolated_env, new_id
 
 T = TypeVar("T")
 TEXT = (
@@ -74,34 +72,21 @@ async def faults(
     services: dict[str, Service], kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Faults]:
     """A ready worker (openai provider, Chroma server, ES) with 2 s breaker resets."""
-    prefix = f"f{secrets.token_hex(4)}"
-    data_dir: Path = tmp_path_factory.mktemp("fault-worker")
-    env = {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "RAGSTREAM_TOPIC_PREFIX": prefix,
-        "KAFKA_CONSUMER_GROUP": f"{prefix}-worker",
-        "KAFKA_PARTITIONS": "2",
-        "KAFKA_SESSION_TIMEOUT_S": "3",
-        "KAFKA_REBALANCE_TIMEOUT_S": "1",
-        "ELASTICSEARCH_URL": services["elasticsearch"].url,
-        "ELASTICSEARCH_INDEX_PREFIX": f"{prefix}-chunks",
-        "ELASTICSEARCH_REFRESH": "true",
-        "ELASTICSEARCH_TIMEOUT_S": "3",
-        "CHROMA_URL": services["chroma"].url,
-        "CHROMA_COLLECTION_PREFIX": prefix,
-        "CHROMA_TIMEOUT_S": "3",
-        "EMBEDDING_PROVIDER": "openai",
-        "OPENAI_BASE_URL": f"{services['embeddings'].url}/v1",
-        "OPENAI_EMBEDDING_MODEL": "e5-small",
-        "OPENAI_TIMEOUT_S": "3",
-        "RAGSTREAM_DATA_DIR": str(data_dir),
-        "DATABASE_URL": f"sqlite+aiosqlite:///{data_dir / 'catalog.db'}",
-        "INGEST_CHUNK_SIZE": "200",
-        "INGEST_CHUNK_OVERLAP": "40",
-        "INGEST_RETRY_INITIAL_S": "0.2",
-        "INGEST_RETRY_MAX_S": "1",
-        "RAGSTREAM_AUTH": "disabled",
-        "RAGSTREAM_LOG_FORMAT": "json",
+    env = isolated_env(
+        kafka_bootstrap=kafka_bootstrap,
+        elasticsearch_url=services["elasticsearch"].url,
+        data_dir=tmp_path_factory.mktemp("fault-worker"),
+        ELASTICSEARCH_TIMEOUT_S="3",
+        CHROMA_URL=services["chroma"].url,
+        CHROMA_TIMEOUT_S="3",
+        EMBEDDING_PROVIDER="openai",
+        OPENAI_BASE_URL=f"{services['embeddings'].url}/v1",
+        OPENAI_EMBEDDING_MODEL="e5-small",
+        OPENAI_TIMEOUT_S="3",
+        INGEST_CHUNK_SIZE="200",
+        INGEST_CHUNK_OVERLAP="40",
+        INGEST_RETRY_INITIAL_S="0.2",
+        INGEST_RETRY_MAX_S="1",
         **{
             f"BREAKER_{name}_{knob}": value
             for name in ("OPENAI", "VECTORDB", "ELASTICSEARCH")
@@ -111,7 +96,8 @@ async def faults(
                 ("CALL_TIMEOUT_S", "5"),
             )
         },
-    }
+    )
+    prefix = env["RAGSTREAM_TOPIC_PREFIX"]
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
