@@ -19,11 +19,11 @@ from streams.settings import Settings, default_data_dir
 
 __all__ = ["main"]
 
-STATE_FILE = "dev-stack.json"
-
 
 def _discover_dev_stack() -> None:
     """Point the environment at a running dev stack unless it is configured already."""
+    from streams.devrun import STATE_FILE
+
     state = default_data_dir() / STATE_FILE
     if "KAFKA_BOOTSTRAP_SERVERS" in os.environ or not state.exists():
         return

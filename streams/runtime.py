@@ -126,10 +126,7 @@ class Runtime:
         )
         # Every outside call goes through its breaker from here on.
         # Each call is also a Sentry span of the message's transaction.
-        guarded: Any = Guarded(
-            self.embedder, self._embedding_breaker, unguarded=("aclose", "start")
-        )
-        embedder: Any = observability.Traced(guarded, op="embedding")
+        embedder = self._embedding_proxy(self.embedder)
         vectors: Any = observability.Traced(
             Guarded(self.vectors, self.breakers["vectordb"]), op="vector"
         )
@@ -152,14 +149,11 @@ class Runtime:
             settings=self.settings.ingest,
             embed_batch_size=self.settings.embedding.batch_size,
         )
-        query_embedder: Any = embedder
-        if self.query_embedder is not self.embedder:
-            query_embedder = observability.Traced(
-                Guarded(
-                    self.query_embedder, self._embedding_breaker, unguarded=("aclose", "start")
-                ),
-                op="embedding",
-            )
+        query_embedder = (
+            embedder
+            if self.query_embedder is self.embedder
+            else self._embedding_proxy(self.query_embedder)
+        )
         self.searcher = Searcher(
             vectors=vectors,
             keywords=keywords,
@@ -173,6 +167,11 @@ class Runtime:
             chroma=self.settings.chroma.url or str(self.settings.chroma_path),
             elasticsearch=self.settings.elasticsearch.url,
         )
+
+    def _embedding_proxy(self, inner: Embedder) -> Any:
+        """An embedder behind the embedding breaker, each call a Sentry span."""
+        guarded = Guarded(inner, self._embedding_breaker, unguarded=("aclose", "start"))
+        return observability.Traced(guarded, op="embedding")
 
     def get_breaker_status(self) -> dict[str, BreakerStatus]:
         """State, fail counter, last failure and whether calls are allowed, per breaker."""
