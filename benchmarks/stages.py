@@ -1,4 +1,4 @@
-"""Where one document's time goes in the worker: each step of ``Indexer.upsert`` and the two
+"""Where one document's time goes in the worker: each step of indexing one document and the two
 result sends, timed alone in-process against the same stores and broker (WordLlama embedder).
 
 The worker handles one document at a time (ingest agent concurrency 1), so these latencies add
@@ -113,7 +113,7 @@ async def stage_breakdown(env: dict[str, str], results: Results, n: int) -> str:
                 )
         full = []
         for doc in documents("bench-stages-full", n, seed=556):
-            full.append(await _time(lambda: rt.indexer.upsert(doc)))
+            full.append(await _time(lambda: rt.indexer.handle(doc)))
         add("Indexer.upsert end to end (no Kafka)", statistics.median(full))
     finally:
         await producer.stop()

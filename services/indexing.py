@@ -183,52 +183,9 @@ class Indexer:
         )
 
     async def handle(self, doc: DocumentUpsert | DocumentDelete) -> IndexOutcome:
-        """Apply one document message."""
-        if isinstance(doc, DocumentDelete):
-            return await self.delete(doc.tenant, doc.id)
-        return await self.upsert(doc)
-
-    async def upsert(self, doc: DocumentUpsert) -> IndexOutcome:
-        """Index a new or changed document; answer ``unchanged`` without embedding if same."""
-        digest = self._digest(doc)
-        previous = await self._catalog.get(doc.tenant, doc.id)
-        if (
-            previous is not None
-            and previous.content_hash == digest
-            and previous.status == "indexed"
-        ):
-            return IndexOutcome("unchanged", previous.chunk_count)
-        chunks = self.chunk(doc)
-        embeddings = await self._embed([c.text for c in chunks])
-        await asyncio.gather(
-            self._vectors.upsert(chunks, embeddings), self._keywords.upsert(chunks)
-        )
-        if previous is not None:
-            # Drop chunks the new version no longer has (also any left by a crashed attempt).
-            await asyncio.gather(
-                self._vectors.delete_document(doc.tenant, doc.id, keep=len(chunks)),
-                self._keywords.delete_document(doc.tenant, doc.id, keep=len(chunks)),
-            )
-        await self._catalog.upsert(
-            DocumentRecord(
-                tenant=doc.tenant,
-                doc_id=doc.id,
-                content_hash=digest,
-                chunk_count=len(chunks),
-                status="indexed",
-                title=doc.title,
-            )
-        )
-        return IndexOutcome("indexed", len(chunks))
-
-    async def delete(self, tenant: str, doc_id: str) -> IndexOutcome:
-        """Remove a document from both stores, then from the catalog."""
-        await asyncio.gather(
-            self._vectors.delete_document(tenant, doc_id),
-            self._keywords.delete_document(tenant, doc_id),
-        )
-        await self._catalog.delete(tenant, doc_id)
-        return IndexOutcome("deleted", 0)
+        """Apply one document message (a batch of one)."""
+        [outcome] = await self._apply_run([doc])
+        return outcome
 
 
 def _runs(docs: Sequence[Doc]) -> list[list[Doc]]:
