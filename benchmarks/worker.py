@@ -19,8 +19,14 @@ def _install_wordllama() -> None:
 
     from benchmarks.wordllama_embedder import WordLlamaEmbedder
 
+    built: list[WordLlamaEmbedder] = []
+
     def build(settings: Any) -> WordLlamaEmbedder:
-        return WordLlamaEmbedder(batch_size=max(settings.embedding.batch_size, 64))
+        # One instance for ingest and search: the runtime sees the same object twice and
+        # shares it (a static model answers a query in microseconds, no need for a second).
+        if not built:
+            built.append(WordLlamaEmbedder(batch_size=max(settings.embedding.batch_size, 64)))
+        return built[0]
 
     services.embedding.build_embedder = build
     if hasattr(streams.runtime, "build_embedder"):

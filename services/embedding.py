@@ -66,7 +66,12 @@ def _batches(texts: Sequence[str], size: int) -> list[Sequence[str]]:
 
 
 class LocalEmbedder:
-    """all-MiniLM-L6-v2 (int8 ONNX) in-process, in one dedicated thread (384 dimensions)."""
+    """all-MiniLM-L6-v2 (int8 ONNX) in-process, in one dedicated thread (384 dimensions).
+
+    ``batch_size`` is texts per forward pass (``EMBEDDING_MODEL_BATCH_SIZE``). On 2 cores the
+    int8 model is fastest at 1 and slower with every larger batch, sorted by length or not
+    (BENCHMARKS.md); a call of any size is still one job on the embedding thread.
+    """
 
     name = "all-minilm-l6-v2-int8"
     dimensions = _MINILM_DIMENSIONS
@@ -74,7 +79,7 @@ class LocalEmbedder:
     def __init__(
         self,
         *,
-        batch_size: int = 32,
+        batch_size: int = 1,
         max_tokens: int = 256,
         threads: int = 0,
         model_path: Path | None = None,
@@ -104,7 +109,7 @@ class LocalEmbedder:
                 )
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        """Embed ``texts`` in batches of ``batch_size``, off the event loop."""
+        """Embed ``texts`` off the event loop: one thread job, ``batch_size`` texts per pass."""
         if not texts:
             return []
         if self._model is None:
@@ -112,16 +117,18 @@ class LocalEmbedder:
         model = self._model
         assert model is not None
         loop = asyncio.get_running_loop()
-        vectors: list[list[float]] = []
-        for batch in _batches(texts, self._batch_size):
-            try:
-                array = await loop.run_in_executor(self._executor, model.encode, batch)
-            except RagstreamError:
-                raise
-            except Exception as exc:  # onnxruntime/tokenizers errors are untyped
-                raise EmbeddingRejectedError(f"local embedding failed: {exc}") from exc
-            vectors.extend(array.tolist())
+        try:
+            array = await loop.run_in_executor(self._executor, self._encode, model, list(texts))
+        except RagstreamError:
+            raise
+        except Exception as exc:  # onnxruntime/tokenizers errors are untyped
+            raise EmbeddingRejectedError(f"local embedding failed: {exc}") from exc
+        vectors: list[list[float]] = array.tolist()
         return vectors
+
+    def _encode(self, model: MiniLM, texts: list[str]) -> np.ndarray:
+        """Every text through the model, ``batch_size`` per forward pass (embedding thread)."""
+        return np.concatenate([model.encode(b) for b in _batches(texts, self._batch_size)])
 
     async def aclose(self) -> None:
         """Stop the embedding thread (a running batch finishes in the background)."""
@@ -271,7 +278,7 @@ def build_embedder(settings: Settings) -> Embedder:
     emb = settings.embedding
     if emb.provider == "local":
         return LocalEmbedder(
-            batch_size=emb.batch_size, max_tokens=emb.max_tokens, threads=emb.threads
+            batch_size=emb.model_batch_size, max_tokens=emb.max_tokens, threads=emb.threads
         )
     oa = settings.openai
     key = oa.api_key.get_secret_value() if oa.api_key is not None else ""

@@ -134,8 +134,10 @@ class EmbeddingSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="EMBEDDING_", frozen=True, extra="ignore")
 
     provider: Literal["local", "openai"] = "local"
-    batch_size: int = Field(default=8, ge=1)
-    """Chunks per model call; the local int8 model is fastest at 4-8 on 2 cores."""
+    batch_size: int = Field(default=32, ge=1)
+    """Chunks per embedding call: one breaker-guarded call, one request to an OpenAI server."""
+    model_batch_size: int = Field(default=1, ge=1)
+    """Chunks per forward pass of the local model; the int8 model is fastest one at a time."""
     max_tokens: int = Field(default=256, ge=8)
     """The local model truncates each chunk at this many tokens."""
     threads: int = Field(default=0, ge=0)

@@ -88,3 +88,32 @@ async def test_build_embedder_defaults_to_local() -> None:
         assert built.name == "all-minilm-l6-v2-int8"
     finally:
         await built.aclose()
+
+
+async def test_model_batch_size_sets_texts_per_forward_pass() -> None:
+    """EMBEDDING_MODEL_BATCH_SIZE cuts one call into forward passes of that many texts."""
+    built = build_embedder(Settings(embedding=EmbeddingSettings(model_batch_size=2)))
+    assert isinstance(built, LocalEmbedder)
+    try:
+        await built.start()
+        model = built._model
+        assert model is not None
+        sizes: list[int] = []
+        encode = model.encode
+
+        def counting(texts: list[str]) -> np.ndarray:
+            sizes.append(len(texts))
+            return encode(texts)
+
+        model.encode = counting  # type: ignore[method-assign]
+        vectors = await built.embed([QUERY, ANSWER, UNRELATED, "Kafka", "Chroma"])
+        assert sizes == [2, 2, 1]
+        assert len(vectors) == 5
+    finally:
+        await built.aclose()
+
+
+def test_local_model_runs_one_text_per_pass_by_default() -> None:
+    """The default is the int8 model's fastest pass size on these machines (BENCHMARKS.md)."""
+    assert EmbeddingSettings().model_batch_size == 1
+    assert EmbeddingSettings().batch_size == 32
