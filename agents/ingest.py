@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -24,9 +25,27 @@ from streams.errors import SchemaValidationError
 from streams.messaging import hold_until_done
 from streams.runtime import Runtime
 
-__all__ = ["handle_document", "handle_documents"]
+__all__ = [
+    "ReadBatch",
+    "embed_ahead",
+    "handle_document",
+    "handle_documents",
+    "index_documents",
+    "read_documents",
+]
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class ReadBatch:
+    """A batch of messages authenticated and decoded, ready to be indexed in order."""
+
+    started: float
+    out: list[Outgoing]
+    valid: list[tuple[Outgoing, DocumentUpsert | DocumentDelete]]
+    embedded: dict[str, list[float]] = field(default_factory=dict)
+    """Vectors by chunk text, computed ahead (``embed_ahead``); a hint, never required."""
 
 
 async def handle_document(runtime: Runtime, producer: Any, message: Any) -> IngestResult:
@@ -38,14 +57,42 @@ async def handle_documents(
     runtime: Runtime, producer: Any, messages: Sequence[Any]
 ) -> list[IngestResult]:
     """Process a batch of messages: one indexer call, results sent together; in order."""
-    started = time.perf_counter()
-    out = [Outgoing.of(message) for message in messages]
-    valid: list[tuple[Outgoing, DocumentUpsert | DocumentDelete]] = []
-    for item in out:
+    return await index_documents(runtime, producer, await read_documents(runtime, messages))
+
+
+async def read_documents(runtime: Runtime, messages: Sequence[Any]) -> ReadBatch:
+    """Authenticate and decode every message; a bad one gets its ``rejected`` result here.
+
+    Needs nothing of earlier batches, so the agent reads a batch while the one before it is
+    still being indexed.
+    """
+    batch = ReadBatch(started=time.perf_counter(), out=[Outgoing.of(m) for m in messages], valid=[])
+    for item in batch.out:
         try:
-            valid.append((item, await _read(runtime, item)))
+            batch.valid.append((item, await _read(runtime, item)))
         except Exception as exc:
-            item.result = rejected(runtime, item, exc, started=started)
+            item.result = rejected(runtime, item, exc, started=batch.started)
+    return batch
+
+
+async def embed_ahead(runtime: Runtime, batch: ReadBatch) -> None:
+    """Embed the batch's chunks ahead of its turn (while the batch before is written).
+
+    Best effort: any failure only means the in-order pass embeds them itself (and holds
+    there if the model is down), so nothing is raised or reported here.
+    """
+    if not batch.valid:
+        return
+    assert runtime.indexer is not None
+    try:
+        batch.embedded = await runtime.indexer.embed_ahead([doc for _, doc in batch.valid])
+    except Exception as exc:
+        log.debug("embed_ahead_skipped", error_type=type(exc).__name__, error=str(exc)[:200])
+
+
+async def index_documents(runtime: Runtime, producer: Any, batch: ReadBatch) -> list[IngestResult]:
+    """Index the valid documents of a read batch in order, then send every result at once."""
+    started, out, valid = batch.started, batch.out, batch.valid
     if valid:
         assert runtime.indexer is not None
         indexer = runtime.indexer
@@ -56,7 +103,7 @@ async def handle_documents(
             correlation_ids=[item.correlation_id for item, _ in valid if item.correlation_id],
         ):
             outcomes = await hold_until_done(
-                lambda: indexer.handle_many(docs),
+                lambda: indexer.handle_many(docs, embedded=batch.embedded),
                 initial_s=runtime.settings.ingest.retry_initial_s,
                 max_s=runtime.settings.ingest.retry_max_s,
                 what="ingest",
@@ -82,7 +129,7 @@ async def handle_documents(
                 correlation_id=item.correlation_id,
                 chunks=outcome.chunks,
                 took_ms=took_ms,
-                batch=len(messages),
+                batch=len(out),
                 op="upsert" if isinstance(doc, DocumentUpsert) else "delete",
             )
     await publish_all(runtime, producer, out)

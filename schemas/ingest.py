@@ -40,6 +40,7 @@ class IngestResult(WireModel):
     error: ErrorInfo | None = None
     """Set when status is ``rejected``."""
     took_ms: float = 0.0
-    """Processing time in the worker."""
+    """Time in the worker, from reading the message's batch to this result (a batch read
+    ahead also waits here for the batch before it)."""
     correlation_id: str | None = None
     """Echo of the ``correlation-id`` header, when sent."""

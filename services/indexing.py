@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -90,18 +90,41 @@ class Indexer:
             for n, span in enumerate(spans)
         ]
 
-    async def handle_many(self, docs: Sequence[Doc]) -> list[IndexOutcome]:
+    async def embed_ahead(self, docs: Sequence[Doc]) -> dict[str, list[float]]:
+        """Vectors of the chunks ``docs`` look like they need, by chunk text: a look-ahead.
+
+        Run for the next batch while the current one is written. Its catalog read is only a
+        hint (the batch before may still be writing the same ids): ``handle_many`` decides
+        again, in order, takes the vectors of the texts it needs and embeds any others.
+        """
+        upserts = [d for d in docs if isinstance(d, DocumentUpsert)]
+        if not upserts:
+            return {}
+        previous = await self._catalog.get_many([(d.tenant, d.id) for d in upserts])
+        texts = {
+            chunk.text: None
+            for doc in upserts
+            if not self._unchanged(doc, previous.get((doc.tenant, doc.id)))
+            for chunk in self.chunk(doc)
+        }
+        vectors = await self._embed(list(texts))
+        return dict(zip(texts, vectors, strict=True))
+
+    async def handle_many(
+        self, docs: Sequence[Doc], *, embedded: Mapping[str, list[float]] | None = None
+    ) -> list[IndexOutcome]:
         """Apply a batch of document messages in order, with one write per store per run.
 
-        A retriable error propagates (the caller holds and retries the whole batch: every
-        write is idempotent). Any other error makes the batch fall back to one document at a
-        time (that run only), so only the bad document gets a ``failed`` outcome (and a
-        retriable error met then still propagates).
+        ``embedded`` holds vectors by chunk text from ``embed_ahead``; chunks not in it are
+        embedded here. A retriable error propagates (the caller holds and retries the whole
+        batch: every write is idempotent). Any other error makes the batch fall back to one
+        document at a time (that run only), so only the bad document gets a ``failed``
+        outcome (and a retriable error met then still propagates).
         """
         outcomes: list[IndexOutcome] = []
         for run in _runs(docs):
             try:
-                outcomes += await self._apply_run(run)
+                outcomes += await self._apply_run(run, embedded or {})
             except Exception as exc:
                 if isinstance(exc, RagstreamError) and exc.retriable:
                     raise
@@ -117,7 +140,9 @@ class Indexer:
                 raise
             return IndexOutcome("failed", 0, error=exc)
 
-    async def _apply_run(self, docs: Sequence[Doc]) -> list[IndexOutcome]:
+    async def _apply_run(
+        self, docs: Sequence[Doc], embedded: Mapping[str, list[float]]
+    ) -> list[IndexOutcome]:
         """Apply documents with distinct keys: one read, one write per store, one commit."""
         previous = await self._catalog.get_many([(d.tenant, d.id) for d in docs])
         outcomes: dict[int, IndexOutcome] = {}
@@ -127,15 +152,14 @@ class Indexer:
             if isinstance(doc, DocumentDelete):
                 outcomes[i] = IndexOutcome("deleted", 0)
                 continue
-            digest = self._digest(doc)
-            if before is not None and before.content_hash == digest and before.status == "indexed":
+            if before is not None and self._unchanged(doc, before):
                 outcomes[i] = IndexOutcome("unchanged", before.chunk_count)
                 continue
             chunks = self.chunk(doc)
             record = DocumentRecord(
                 tenant=doc.tenant,
                 doc_id=doc.id,
-                content_hash=digest,
+                content_hash=self._digest(doc),
                 chunk_count=len(chunks),
                 status="indexed",
                 title=doc.title,
@@ -144,7 +168,9 @@ class Indexer:
             outcomes[i] = IndexOutcome("indexed", len(chunks))
         chunks = [c for _, doc_chunks, _ in changed for c in doc_chunks]
         if chunks:
-            embeddings = await self._embed([c.text for c in chunks])
+            missing = list({c.text: None for c in chunks if c.text not in embedded})
+            fresh = dict(zip(missing, await self._embed(missing), strict=True))
+            embeddings = [embedded.get(c.text) or fresh[c.text] for c in chunks]
             await asyncio.gather(
                 self._vectors.upsert(chunks, embeddings), self._keywords.upsert(chunks)
             )
@@ -166,6 +192,14 @@ class Indexer:
             await self._catalog.delete_many([(d.tenant, d.id) for d in deletes])
         return [outcomes[i] for i in range(len(docs))]
 
+    def _unchanged(self, doc: DocumentUpsert, before: DocumentRecord | None) -> bool:
+        """Whether ``before`` already indexes exactly this content with this model."""
+        return (
+            before is not None
+            and before.status == "indexed"
+            and before.content_hash == self._digest(doc)
+        )
+
     async def _embed(self, texts: Sequence[str]) -> list[list[float]]:
         """Embeddings of ``texts``: one guarded, timed call per ``embed_batch_size``."""
         embeddings: list[list[float]] = []
@@ -184,7 +218,7 @@ class Indexer:
 
     async def handle(self, doc: DocumentUpsert | DocumentDelete) -> IndexOutcome:
         """Apply one document message (a batch of one)."""
-        [outcome] = await self._apply_run([doc])
+        [outcome] = await self._apply_run([doc], {})
         return outcome
 
 

@@ -15,11 +15,11 @@ from typing import Any
 import faust
 import structlog
 
-from agents.ingest import handle_documents
+from agents.ingest import ReadBatch, embed_ahead, index_documents, read_documents
 from agents.search import handle_search
 from schemas.headers import Headers
 from streams import faust_transport, observability
-from streams.batching import batches
+from streams.batching import batches, prepared_ahead
 from streams.codec import header
 from streams.messaging import hold_until_done
 from streams.runtime import Runtime
@@ -112,8 +112,16 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> faust.App:
             max_items=settings.ingest.batch_max,
             within_s=settings.ingest.batch_within_ms / 1000,
         )
-        async with aclosing(cut):
-            async for events in cut:
+
+        async def read(events: list[Any]) -> ReadBatch:
+            # One step ahead: batch k + 1 is read and its chunks embedded while batch k is
+            # written, so the model never waits for the stores. Indexing stays in order.
+            batch = await read_documents(rt, [event.message for event in events])
+            await embed_ahead(rt, batch)
+            return batch
+
+        async with aclosing(cut), aclosing(prepared_ahead(cut, read)) as ahead:
+            async for events, batch in ahead:
                 messages = [event.message for event in events]
                 first = messages[0]
                 with (
@@ -128,7 +136,7 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> faust.App:
                         "ingest", first, tags={"batch_size": len(messages)}
                     ),
                 ):
-                    await handle_documents(rt, app.producer, messages)
+                    await index_documents(rt, app.producer, batch)
                 for event in events:
                     await manual.ack(event)
 

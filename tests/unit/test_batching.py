@@ -8,7 +8,7 @@ from contextlib import aclosing
 
 import pytest
 
-from streams.batching import batches
+from streams.batching import batches, prepared_ahead
 
 
 async def _from_queue(queue: asyncio.Queue[int | None]) -> AsyncIterator[int]:
@@ -108,3 +108,57 @@ async def test_max_items_must_be_positive() -> None:
     """A batch size below one is refused."""
     with pytest.raises(ValueError, match="max_items"):
         await anext(batches(_items(1), max_items=0, within_s=1))
+
+
+async def test_prepared_ahead_keeps_order_and_prepares_one_step_ahead() -> None:
+    """Item k + 1 is prepared while the consumer still works on item k; never two ahead."""
+    prepared: list[int] = []
+
+    async def prepare(i: int) -> str:
+        prepared.append(i)
+        return f"p{i}"
+
+    got: list[tuple[int, str]] = []
+    async with aclosing(prepared_ahead(_items(4), prepare)) as ahead:
+        async for item, result in ahead:
+            got.append((item, result))
+            await asyncio.sleep(0.01)  # the consumer works on item k
+            assert prepared == list(range(min(item + 2, 4)))  # k + 1 is ready, k + 2 is not
+    assert got == [(0, "p0"), (1, "p1"), (2, "p2"), (3, "p3")]
+
+
+async def test_prepared_ahead_close_cancels_the_item_ahead() -> None:
+    """Closing mid-way cancels the preparation in flight; its item is never handed on."""
+    cancelled = asyncio.Event()
+    started = asyncio.Event()
+
+    async def prepare(i: int) -> int:
+        if i == 1:
+            started.set()
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+        return i
+
+    ahead = prepared_ahead(_items(5), prepare)
+    assert await anext(ahead) == (0, 0)
+    await asyncio.wait_for(started.wait(), 1)
+    await ahead.aclose()
+    assert cancelled.is_set()
+
+
+async def test_prepared_ahead_raises_after_the_items_before_the_error() -> None:
+    """A failing preparation surfaces after every earlier item was handed on."""
+
+    async def prepare(i: int) -> int:
+        if i == 2:
+            raise ValueError("bad item")
+        return i
+
+    got = []
+    with pytest.raises(ValueError, match="bad item"):
+        async for item, _ in prepared_ahead(_items(5), prepare):
+            got.append(item)
+    assert got == [0, 1]

@@ -344,3 +344,50 @@ async def test_handle_many_raises_a_retriable_error_for_the_caller_to_hold() -> 
     assert await catalog.count("t") == 0
     keywords.error = None
     assert [o.status for o in await indexer.handle_many([_doc("a b c", "a")])] == ["indexed"]
+
+
+async def test_embed_ahead_embeds_only_what_looks_changed() -> None:
+    """The look-ahead skips documents the catalog has with the same content, and deletes."""
+    indexer, _, _, _, embedder = _batch_indexer()
+    await indexer.handle(_doc(_words(30), "same"))
+    embedder.calls.clear()
+    new = _doc(_words(50), "new")
+    ahead = await indexer.embed_ahead(
+        [new, _doc(_words(30), "same"), DocumentDelete(op="delete", id="x", tenant="t")]
+    )
+    assert set(ahead) == {c.text for c in indexer.chunk(new)}
+    assert sum(embedder.calls) == len(ahead)
+
+
+async def test_handle_many_uses_vectors_embedded_ahead_and_embeds_the_rest() -> None:
+    """Chunks embedded ahead are not embedded again; missing ones are; results are the same."""
+    indexer, vectors, _, _, embedder = _batch_indexer()
+    first, second = _doc(_words(50), "a"), _doc(_words(40, "v"), "b")
+    ahead = await indexer.embed_ahead([first])
+    embedder.calls.clear()
+    outcomes = await indexer.handle_many([first, second], embedded=ahead)
+    assert [o.status for o in outcomes] == ["indexed", "indexed"]
+    assert sum(embedder.calls) == len(indexer.chunk(second))  # only b's chunks
+    reference, ref_vectors, _, _, _ = _batch_indexer()
+    await reference.handle_many([first, second])
+    for doc_id in ("a", "b"):
+        assert await vectors.count("t", doc_id) == await ref_vectors.count("t", doc_id)
+    [query] = await embedder.embed(["w1 w2 w3"])
+    hits = await vectors.query("t", query, top_k=3, filters={})
+    ref_hits = await ref_vectors.query("t", query, top_k=3, filters={})
+    assert [(h.chunk.id, h.score) for h in hits] == [(h.chunk.id, h.score) for h in ref_hits]
+
+
+async def test_a_stale_look_ahead_never_skips_a_document() -> None:
+    """Ahead, ``d`` looked unchanged; the batch before then wrote another version: re-index."""
+    indexer, vectors, _, _, embedder = _batch_indexer()
+    current, other = _doc(_words(45, "z"), "d"), _doc(_words(30), "d")
+    await indexer.handle(current)
+    ahead = await indexer.embed_ahead([current])  # the catalog has this content: nothing
+    assert ahead == {}
+    await indexer.handle(other)  # the batch before, written after the look-ahead read
+    embedder.calls.clear()
+    [outcome] = await indexer.handle_many([current], embedded=ahead)
+    assert (outcome.status, outcome.chunks) == ("indexed", len(indexer.chunk(current)))
+    assert sum(embedder.calls) == len(indexer.chunk(current))
+    assert await vectors.count("t", "d") == len(indexer.chunk(current))
