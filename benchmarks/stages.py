@@ -53,6 +53,7 @@ async def stage_breakdown(env: dict[str, str], results: Results, n: int) -> str:
     )
     await producer.start()
     assert rt.indexer is not None and rt.vectors is not None
+    indexer, vectors = rt.indexer, rt.vectors
     times: dict[str, list[float]] = {}
 
     def add(k: str, v: float) -> None:
@@ -61,7 +62,7 @@ async def stage_breakdown(env: dict[str, str], results: Results, n: int) -> str:
     docs = documents("bench-stages", n, seed=555)
     try:
         for doc in docs:
-            chunks = rt.indexer.chunk(doc)
+            chunks = indexer.chunk(doc)
             texts = [c.text for c in chunks]
             emb: list[list[float]] = []
 
@@ -70,14 +71,12 @@ async def stage_breakdown(env: dict[str, str], results: Results, n: int) -> str:
 
             add("catalog.get (SQLite)", await _time(lambda: rt.catalog.get(doc.tenant, doc.id)))
             add("embed (WordLlama, ~3 chunks)", await _time(embed))
-            add("chroma upsert (~3 chunks)", await _time(lambda: rt.vectors.upsert(chunks, emb)))
+            add("chroma upsert (~3 chunks)", await _time(lambda: vectors.upsert(chunks, emb)))
             add("elasticsearch bulk (~3 chunks)", await _time(lambda: rt.keywords.upsert(chunks)))
             add(
                 "both stores concurrently",
                 await _time(
-                    lambda: asyncio.gather(
-                        rt.vectors.upsert(chunks, emb), rt.keywords.upsert(chunks)
-                    )
+                    lambda: asyncio.gather(vectors.upsert(chunks, emb), rt.keywords.upsert(chunks))
                 ),
             )
             record = DocumentRecord(
@@ -97,11 +96,11 @@ async def stage_breakdown(env: dict[str, str], results: Results, n: int) -> str:
         for size in (10, 30):
             for i in range(0, min(n, 2 * size), size):
                 batch = docs[i : i + size]
-                chunks = [c for d in batch for c in rt.indexer.chunk(d)]
+                chunks = [c for d in batch for c in indexer.chunk(d)]
                 emb = await rt.embedder.embed([c.text for c in chunks])
                 add(
                     f"chroma upsert, {size} docs in one call, per doc",
-                    await _time(lambda: rt.vectors.upsert(chunks, emb)) / len(batch),
+                    await _time(lambda: vectors.upsert(chunks, emb)) / len(batch),
                 )
                 add(
                     f"elasticsearch bulk, {size} docs in one call, per doc",
@@ -113,7 +112,7 @@ async def stage_breakdown(env: dict[str, str], results: Results, n: int) -> str:
                 )
         full = []
         for doc in documents("bench-stages-full", n, seed=556):
-            full.append(await _time(lambda: rt.indexer.handle(doc)))
+            full.append(await _time(lambda: indexer.handle(doc)))
         add("Indexer.upsert end to end (no Kafka)", statistics.median(full))
     finally:
         await producer.stop()

@@ -60,6 +60,7 @@ class MiniLM:
         *,
         max_tokens: int = 256,
         threads: int = 0,
+        spin: bool = True,
         model_path: Path | None = None,
         tokenizer_path: Path | None = None,
     ) -> None:
@@ -86,6 +87,8 @@ class MiniLM:
         options.log_severity_level = 3
         if threads > 0:
             options.intra_op_num_threads = threads
+        if not spin:  # idle intra-op threads sleep instead of busy-waiting for the next op
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             session = ort.InferenceSession(
                 str(model_path), sess_options=options, providers=["CPUExecutionProvider"]

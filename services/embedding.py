@@ -82,6 +82,7 @@ class LocalEmbedder:
         batch_size: int = 1,
         max_tokens: int = 256,
         threads: int = 0,
+        spin: bool = True,
         model_path: Path | None = None,
         tokenizer_path: Path | None = None,
     ) -> None:
@@ -89,6 +90,7 @@ class LocalEmbedder:
         self._model_args: dict[str, Any] = {
             "max_tokens": max_tokens,
             "threads": threads,
+            "spin": spin,
             "model_path": model_path,
             "tokenizer_path": tokenizer_path,
         }
@@ -278,7 +280,10 @@ def build_embedder(settings: Settings) -> Embedder:
     emb = settings.embedding
     if emb.provider == "local":
         return LocalEmbedder(
-            batch_size=emb.model_batch_size, max_tokens=emb.max_tokens, threads=emb.threads
+            batch_size=emb.model_batch_size,
+            max_tokens=emb.max_tokens,
+            threads=emb.threads,
+            spin=emb.spin,
         )
     oa = settings.openai
     key = oa.api_key.get_secret_value() if oa.api_key is not None else ""

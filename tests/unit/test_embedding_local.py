@@ -117,3 +117,23 @@ def test_local_model_runs_one_text_per_pass_by_default() -> None:
     """The default is the int8 model's fastest pass size on these machines (BENCHMARKS.md)."""
     assert EmbeddingSettings().model_batch_size == 1
     assert EmbeddingSettings().batch_size == 32
+    assert EmbeddingSettings().spin is True
+
+
+@pytest.mark.parametrize(("spin", "expected"), [(False, "0"), (True, None)])
+async def test_embedding_spin_sets_the_sessions_spinning(spin: bool, expected: str | None) -> None:
+    """EMBEDDING_SPIN=false stops idle onnxruntime threads from busy-waiting."""
+    built = build_embedder(Settings(embedding=EmbeddingSettings(spin=spin)))
+    assert isinstance(built, LocalEmbedder)
+    try:
+        await built.start()
+        assert built._model is not None
+        options = built._model._session.get_session_options()
+        try:
+            value = options.get_session_config_entry("session.intra_op.allow_spinning")
+        except Exception:  # never set: onnxruntime's default, spinning
+            value = None
+        assert value == expected
+        assert len(await built.embed([QUERY])) == 1
+    finally:
+        await built.aclose()
