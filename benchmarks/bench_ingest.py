@@ -272,7 +272,8 @@ async def run_pipeline(stack: Stack, opts: Options, results: Results) -> None:
             tenant="bench-pipeline",
         )
         if opts.profile:
-            await _profile(stack, results, env, worker, per_round)
+            # Ten rounds' worth: a round takes ~1 s now, too few samples for a profile.
+            await _profile(stack, results, env, worker, 10 * per_round)
         table = await stage_breakdown(env, results, 20 if opts.quick else 40)
         (stack.root / "pipeline-stages.md").write_text(table)
         print(table, flush=True)

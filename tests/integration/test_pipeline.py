@@ -91,6 +91,9 @@ def worker_env(
         INGEST_MAX_TEXT_CHARS="20000",
         INGEST_CHUNK_SIZE="200",
         INGEST_CHUNK_OVERLAP="40",
+        # Small batches: a burst spans many, so the look-ahead (batch k + 1 read and embedded
+        # while batch k is written) runs between versions of one id in consecutive batches.
+        INGEST_BATCH_MAX="4",
     )
 
 
@@ -231,16 +234,24 @@ async def test_replayed_messages_create_no_duplicates(stack: Stack) -> None:
 
 
 async def test_a_burst_of_documents_is_indexed_in_batches(stack: Stack) -> None:
-    """Forty documents sent at once (plus a second version of one) all get exact results."""
+    """Forty documents sent at once, some in several versions, all get exact results.
+
+    With batches of 4, the versions below sit in consecutive batches, so the look-ahead of a
+    batch reads the catalog before the batch before it is written: doc-01's third version
+    (the first one's text again) looks unchanged then, and must still be re-indexed.
+    """
     tenant = f"burst-{new_id()}"
-    docs = [
-        DocumentUpsert(
-            id=f"doc-{n:02d}",
-            tenant=tenant,
-            text=" ".join(f"Burst document {n} says thing {i}." for i in range(1 + 7 * (n % 6))),
-        )
-        for n in range(40)
-    ]
+
+    def text(n: int) -> str:
+        return " ".join(f"Burst document {n} says thing {i}." for i in range(1 + 7 * (n % 6)))
+
+    docs = [DocumentUpsert(id=f"doc-{n:02d}", tenant=tenant, text=text(n)) for n in range(40)]
+    for at, doc_id, version in (
+        (4, "doc-00", "The second version of doc-00 is short."),
+        (5, "doc-01", "The second version of doc-01 is short."),
+        (10, "doc-01", text(1)),
+    ):
+        docs.insert(at, DocumentUpsert(id=doc_id, tenant=tenant, text=version))
     docs.append(DocumentUpsert(id="doc-05", tenant=tenant, text="The second version is short."))
     async with IngestClient(stack.kafka) as client:
         futures = [await client.submit(doc) for doc in docs]
@@ -252,7 +263,10 @@ async def test_a_burst_of_documents_is_indexed_in_batches(stack: Stack) -> None:
         chunks = len(split_text(doc.text, size=ingest.chunk_size, overlap=ingest.chunk_overlap))
         assert (result.id, result.status, result.chunks) == (doc.id, "indexed", chunks)
         expected[doc.id] = chunks  # the last version of an id is what stays
-    assert expected["doc-05"] == 1
+    assert expected["doc-05"] == expected["doc-00"] == 1
+    assert expected["doc-01"] == len(
+        split_text(text(1), size=ingest.chunk_size, overlap=ingest.chunk_overlap)
+    )
     for doc_id, chunks in expected.items():
         assert await _counts(stack, tenant, doc_id) == (chunks, chunks), doc_id
     records = await stack.catalog.get_many([(tenant, doc_id) for doc_id in expected])
