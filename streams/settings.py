@@ -141,7 +141,8 @@ class EmbeddingSettings(BaseSettings):
     max_tokens: int = Field(default=256, ge=8)
     """The local model truncates each chunk at this many tokens."""
     threads: int = Field(default=0, ge=0)
-    """onnxruntime intra-op threads for the local model (0: its default, one per core)."""
+    """onnxruntime intra-op threads for the local model (0: one per core this process may
+    use; a container's CPU quota or affinity mask counts)."""
     spin: bool = True
     """Let the local model's idle threads busy-wait (onnxruntime's default): fastest for one
     worker per host; set false (and ``threads`` = cores / workers) for several per host."""
