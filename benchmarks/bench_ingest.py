@@ -141,7 +141,7 @@ async def run_ingest(stack: Stack, opts: Options, results: Results) -> None:
         size=settings.ingest.chunk_size,
         overlap=settings.ingest.chunk_overlap,
     )[: 16 if opts.quick else 32]
-    sizes = (2, 4, 8, 16) if opts.quick else (1, 2, 4, 8, 16, 32)
+    sizes = (1, 2, 4, 8) if opts.quick else (1, 2, 4, 8, 16, 32)
     best = await _best_batch(make, sample, sizes, results, "ingest")
     try:
         runs, ratios, docs = await _rounds(
