@@ -214,13 +214,22 @@ def cmd_users_set_permissions(args: argparse.Namespace) -> int:
     return _run(work)
 
 
+def _refresh_token() -> str:
+    """The refresh token, from stdin: never an argument (``ps`` would show it)."""
+    return sys.stdin.readline().strip()
+
+
 def cmd_login(args: argparse.Namespace) -> int:
     """Log in (or rotate a refresh token): prints access and refresh tokens as JSON."""
-    password = None if args.refresh else _password(args)
+    if not args.refresh_stdin and not args.username:
+        print("error: give a USERNAME, or --refresh-stdin", file=sys.stderr)
+        return 2
+    refresh = _refresh_token() if args.refresh_stdin else None
+    password = None if refresh is not None else _password(args)
 
     async def work(accounts: Accounts) -> int:
-        if args.refresh:
-            pair = await accounts.refresh(args.refresh)
+        if refresh is not None:
+            pair = await accounts.refresh(refresh)
         else:
             assert password is not None
             pair = await accounts.login(args.username, password)
@@ -234,17 +243,16 @@ def cmd_login(args: argparse.Namespace) -> int:
         )
         return 0
 
-    if not args.refresh and not args.username:
-        print("error: give a USERNAME, or --refresh TOKEN", file=sys.stderr)
-        return 2
     return _run(work, minter=True)
 
 
 def cmd_logout(args: argparse.Namespace) -> int:
     """Revoke the session of a refresh token (every token it rotated into)."""
 
+    refresh = _refresh_token()
+
     async def work(accounts: Accounts) -> int:
-        done = await accounts.logout(args.refresh)
+        done = await accounts.logout(refresh)
         print("session revoked" if done else "unknown or already revoked")
         return 0 if done else 1
 
@@ -301,11 +309,10 @@ def register(sub: Any) -> None:
     p.add_argument("username", nargs="?", metavar="USERNAME")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     p.add_argument(
-        "--refresh",
-        metavar="REFRESH_TOKEN",
-        help="rotate this refresh token instead of using a password",
+        "--refresh-stdin",
+        action="store_true",
+        help="rotate the refresh token read from stdin instead of using a password",
     )
     p.set_defaults(func=cmd_login)
-    p = sub.add_parser("logout", help="revoke a refresh token's session")
-    p.add_argument("--refresh", required=True, metavar="REFRESH_TOKEN")
+    p = sub.add_parser("logout", help="revoke the session of the refresh token read from stdin")
     p.set_defaults(func=cmd_logout)

@@ -135,11 +135,15 @@ def test_users_and_login_and_refresh(
     assert code == 0 and first["token_type"] == "Bearer"
     claims = jwt.decode(first["access_token"], TEST_SECRET, algorithms=["HS256"])
     assert claims["sub"] == "user:alice" and claims["scopes"] == ["search:read"]
-    code, out = _run(capsys, "login", "--refresh", first["refresh_token"])
+
+    def refresh(token: str) -> tuple[int, str]:
+        return _run(capsys, "login", "--refresh-stdin", stdin=f"{token}\n", monkeypatch=monkeypatch)
+
+    code, out = refresh(first["refresh_token"])
     second = json.loads(out)
     assert code == 0 and second["refresh_token"] != first["refresh_token"]
-    assert _run(capsys, "login", "--refresh", first["refresh_token"])[0] == 1  # reuse
-    assert _run(capsys, "login", "--refresh", second["refresh_token"])[0] == 1  # family revoked
+    assert refresh(first["refresh_token"])[0] == 1  # reuse
+    assert refresh(second["refresh_token"])[0] == 1  # family revoked
     assert _run(capsys, "users", "set-permissions", "alice", "search:read", "admin")[0] == 0
     assert _run(capsys, "users", "disable", "alice")[0] == 0
     [user] = json.loads(_run(capsys, "users", "list")[1])
@@ -154,4 +158,4 @@ def test_users_and_login_and_refresh(
         monkeypatch=monkeypatch,
     )
     assert code == 1
-    assert _run(capsys, "logout", "--refresh", "rrt_unknown")[0] == 1
+    assert _run(capsys, "logout", stdin="rrt_unknown\n", monkeypatch=monkeypatch)[0] == 1
