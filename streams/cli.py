@@ -28,11 +28,27 @@ def _discover_dev_stack() -> None:
     if "KAFKA_BOOTSTRAP_SERVERS" in os.environ or not state.exists():
         return
     try:
-        env = json.loads(state.read_text())["env"]
-    except (OSError, ValueError, KeyError):
+        data = json.loads(state.read_text())
+        env, pid = data["env"], int(data["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if not _alive(pid):  # `ragstream dev` was killed (SIGKILL, a crash): its ports are dead
+        print(f"ignoring {state}: the dev stack (pid {pid}) is not running", file=sys.stderr)
+        state.unlink(missing_ok=True)
         return
     for name, value in env.items():
         os.environ.setdefault(name, value)
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this pid exists (one we may not signal still exists)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _settings() -> Settings:
