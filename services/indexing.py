@@ -64,11 +64,13 @@ class Indexer:
         embedder: Embedder,
         settings: IngestSettings,
         embed_batch_size: int = 32,
+        ahead_embedder: Embedder | None = None,
     ) -> None:
         self._catalog = catalog
         self._vectors = vectors
         self._keywords = keywords
         self._embedder = embedder
+        self._ahead_embedder = ahead_embedder or embedder
         self._settings = settings
         self._batch = embed_batch_size
 
@@ -96,6 +98,7 @@ class Indexer:
         Run for the next batch while the current one is written. Its catalog read is only a
         hint (the batch before may still be writing the same ids): ``handle_many`` decides
         again, in order, takes the vectors of the texts it needs and embeds any others.
+        Embeds with ``ahead_embedder`` (the runtime's does not retry: the in-order pass does).
         """
         upserts = [d for d in docs if isinstance(d, DocumentUpsert)]
         if not upserts:
@@ -107,7 +110,7 @@ class Indexer:
             if not self._unchanged(doc, previous.get((doc.tenant, doc.id)))
             for chunk in self.chunk(doc)
         }
-        vectors = await self._embed(list(texts))
+        vectors = await self._embed(list(texts), self._ahead_embedder)
         return dict(zip(texts, vectors, strict=True))
 
     async def handle_many(
@@ -200,11 +203,14 @@ class Indexer:
             and before.content_hash == self._digest(doc)
         )
 
-    async def _embed(self, texts: Sequence[str]) -> list[list[float]]:
+    async def _embed(
+        self, texts: Sequence[str], embedder: Embedder | None = None
+    ) -> list[list[float]]:
         """Embeddings of ``texts``: one guarded, timed call per ``embed_batch_size``."""
+        embedder = embedder or self._embedder
         embeddings: list[list[float]] = []
         for i in range(0, len(texts), self._batch):
-            embeddings += await self._embedder.embed(texts[i : i + self._batch])
+            embeddings += await embedder.embed(texts[i : i + self._batch])
         return embeddings
 
     def _digest(self, doc: DocumentUpsert) -> str:

@@ -146,6 +146,9 @@ class Runtime:
             vectors=vectors,
             keywords=keywords,
             embedder=ingest_embedder,
+            # The look-ahead never retries: a failure there only means the in-order pass
+            # embeds (and retries) itself, so a rate-limited API is not asked twice as often.
+            ahead_embedder=embedder,
             settings=self.settings.ingest,
             embed_batch_size=self.settings.embedding.batch_size,
         )

@@ -391,3 +391,23 @@ async def test_a_stale_look_ahead_never_skips_a_document() -> None:
     assert (outcome.status, outcome.chunks) == ("indexed", len(indexer.chunk(current)))
     assert sum(embedder.calls) == len(indexer.chunk(current))
     assert await vectors.count("t", "d") == len(indexer.chunk(current))
+
+
+async def test_embed_ahead_uses_its_own_embedder() -> None:
+    """The look-ahead embeds through ``ahead_embedder`` (no retries), the in-order pass not."""
+    vectors, keywords, catalog = MemoryVectorStore(), MemoryKeywordStore(), MemoryCatalog()
+    in_order, ahead = BagOfWordsEmbedder(), BagOfWordsEmbedder()
+    indexer = Indexer(
+        catalog=catalog,
+        vectors=vectors,
+        keywords=keywords,
+        embedder=in_order,
+        ahead_embedder=ahead,
+        settings=IngestSettings(chunk_size=60, chunk_overlap=10),
+    )
+    first, second = _doc(_words(30), "a"), _doc(_words(30, "v"), "b")
+    embedded = await indexer.embed_ahead([first])
+    assert sum(ahead.calls) == len(embedded) and in_order.calls == []
+    await indexer.handle_many([first, second], embedded=embedded)
+    assert sum(in_order.calls) == len(indexer.chunk(second))
+    assert sum(ahead.calls) == len(embedded)
