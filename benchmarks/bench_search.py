@@ -1,7 +1,9 @@
 """Benchmark 2: search over topics vs direct in-process ``Searcher`` and vs a bare echo.
 
 Same index (one worker with the local model ingests a small corpus), same broker, same client
-class (``ReplyChannel``) for the echo and the search requests. Sequential p50/p99, then 20
+class (``ReplyChannel``) for the echo and the search requests, plus the same ``Searcher`` behind a
+plain aiokafka loop (``benchmarks/bare_search.py``: request-reply without Faust, reported, to
+separate what any request-reply costs from what the framework adds). Sequential p50/p99, then 20
 concurrent callers (throughput, p50, p99), first sharing one client, then on 20 clients; each
 repeat runs the three side by side. Each run has only its own clients alive (see ``run``).
 """
@@ -9,6 +11,8 @@ repeat runs the three side by side. Each run has only its own clients alive (see
 from __future__ import annotations
 
 import asyncio
+import os
+import statistics
 import subprocess
 import sys
 import time
@@ -108,6 +112,30 @@ async def _start_echo(
     return proc
 
 
+async def _start_bare(
+    stack: Stack, topic: str, env: dict[str, str], settings: Any
+) -> subprocess.Popen[bytes]:
+    """``benchmarks/bare_search.py`` with the worker's environment, once it is positioned."""
+    await create_topic(settings.kafka, topic, partitions=settings.kafka.partitions)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.bare_search", topic, str(settings.kafka.partitions)],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=(stack.root / "bare-search.log").open("ab"),
+    )
+    assert proc.stdout is not None
+
+    async def ready() -> None:
+        assert proc.stdout is not None
+        while b"ready" not in (line := await asyncio.to_thread(proc.stdout.readline)):
+            if not line:
+                raise RuntimeError("the bare search service exited before it was ready")
+
+    await asyncio.wait_for(ready(), timeout=120)
+    return proc
+
+
 async def run(stack: Stack, opts: Options, results: Results) -> None:
     """Run benchmark 2 and append its goals to ``results``."""
     seq_n = 60 if opts.quick else 200
@@ -140,6 +168,9 @@ async def run(stack: Stack, opts: Options, results: Results) -> None:
     echo_topic = f"{settings.kafka.topic_prefix}.echo"
     echo = await _start_echo(stack, echo_topic, settings.kafka.partitions, wait_ms, settings)
     payloads = [encode(r) for r in requests]
+    # The same Searcher behind a plain aiokafka loop: request-reply without Faust.
+    bare_topic = f"{settings.kafka.topic_prefix}.bare-search"
+    bare = await _start_bare(stack, bare_topic, env, settings)
 
     def direct(_: Any = None) -> Callable[[int], Awaitable[Any]]:
         return lambda i: searcher.search(requests[i % len(requests)], correlation_id="x")
@@ -147,9 +178,9 @@ async def run(stack: Stack, opts: Options, results: Results) -> None:
     def topics(c: SearchClient) -> Callable[[int], Awaitable[Any]]:
         return lambda i: c.search(QUERIES[i % len(QUERIES)], tenant=TENANT, top_k=5, timeout_s=30)
 
-    def echoed(ch: ReplyChannel) -> Callable[[int], Awaitable[Any]]:
+    def echoed(ch: ReplyChannel, topic: str = echo_topic) -> Callable[[int], Awaitable[Any]]:
         return lambda i: ch.request(
-            echo_topic, key=None, value=payloads[i % len(payloads)], timeout_s=30
+            topic, key=None, value=payloads[i % len(payloads)], timeout_s=30
         )
 
     # Every client polls its reply topic every fetch wait, on this process's event loop: idle
@@ -161,7 +192,12 @@ async def run(stack: Stack, opts: Options, results: Results) -> None:
     channel = ReplyChannel(settings.kafka)
     await asyncio.gather(client.__aenter__(), channel.start())
     try:
-        kinds = {"direct": direct(), "echo": echoed(channel), "topics": topics(client)}
+        kinds = {
+            "direct": direct(),
+            "echo": echoed(channel),
+            "bare": echoed(channel, bare_topic),
+            "topics": topics(client),
+        }
         for call in kinds.values():  # warm up every path
             await _sequential(call, 10)
         await _legs(runtime, requests, results, 20 if opts.quick else 50)
@@ -214,13 +250,36 @@ async def run(stack: Stack, opts: Options, results: Results) -> None:
         print(f"  search {CLIENTS} clients, req/s per repeat: {rates}", flush=True)
     finally:
         await asyncio.gather(client.aclose(), channel.aclose(), return_exceptions=True)
-        echo.kill()
-        echo.wait()
+        for proc in (echo, bare):
+            proc.kill()
+            proc.wait()
         await runtime.aclose()
         worker.stop()
         stack.workers.remove(worker)
 
     _goals(results, seq, conc, repeats)
+    # What Faust costs: the worker against the same Searcher behind a plain aiokafka loop.
+    faust = [t - b for t, b in zip(seq["topics"]["p50"], seq["bare"]["p50"], strict=True)]
+    bare_over = [
+        b - d - e
+        for b, d, e in zip(
+            seq["bare"]["p50"], seq["direct"]["p50"], seq["echo"]["p50"], strict=True
+        )
+    ]
+    results.figure("search.seq.topics_minus_bare.p50", "ms").runs.extend(faust)
+    results.goals.insert(
+        -len(MODES) * 2,
+        Goal(
+            "2 search",
+            "sequential p50 vs the bare service",
+            f"{statistics.median(seq['topics']['p50']):.1f} ms",
+            f"bare {statistics.median(seq['bare']['p50']):.1f} ms (itself direct + echo "
+            f"+{statistics.median(bare_over):.1f})",
+            f"+{statistics.median(faust):.1f} ms",
+            "(reported)",
+            None,
+        ),
+    )
 
 
 async def _legs(runtime: Runtime, requests: list[SearchRequest], results: Results, n: int) -> None:

@@ -1,0 +1,63 @@
+"""A search service without Faust, for benchmark 2: what request-reply costs without the framework.
+
+Run as a child process by ``bench_search`` with the worker's environment:
+``python -m benchmarks.bare_search TOPIC PARTITIONS``. A plain aiokafka consumer (manual
+assignment from the end, the worker's fetch wait) hands each request to the same
+``Runtime.searcher`` the worker uses (breakers, tracing and all) and sends the encoded result to
+the request's ``reply-to`` with its ``correlation-id``, one request at a time. Prints ``ready``
+once positioned. Not a product: no auth, no dead letters, no commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from schemas.headers import Headers
+from streams.codec import decode_search_request, encode
+from streams.runtime import Runtime
+from streams.settings import Settings
+
+__all__ = ["serve"]
+
+
+async def serve(topic: str, partitions: int) -> None:
+    """Answer search requests until killed."""
+    settings = Settings()
+    runtime = Runtime(settings)
+    await runtime.start()
+    assert runtime.searcher is not None
+    kafka = settings.kafka
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all", linger_ms=0)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka.bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=kafka.fetch_max_wait_ms,
+    )
+    await producer.start()
+    await consumer.start()
+    tps = [TopicPartition(topic, p) for p in range(partitions)]
+    consumer.assign(tps)
+    await consumer.seek_to_end(*tps)
+    for tp in tps:
+        await consumer.position(tp)
+    print("ready", flush=True)
+    while True:
+        batch = await consumer.getmany(timeout_ms=1000)
+        for records in batch.values():
+            for r in records:
+                headers = dict(r.headers or [])
+                reply_to, cid = headers.get(Headers.REPLY_TO), headers.get(Headers.CORRELATION_ID)
+                if not reply_to or not cid:
+                    continue
+                request = decode_search_request(r.value, max_bytes=kafka.max_message_bytes)
+                result = await runtime.searcher.search(request, correlation_id=cid.decode())
+                await producer.send(
+                    reply_to.decode(), encode(result), headers=[(Headers.CORRELATION_ID, cid)]
+                )
+
+
+if __name__ == "__main__":
+    asyncio.run(serve(sys.argv[1], int(sys.argv[2])))
