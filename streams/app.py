@@ -51,6 +51,18 @@ def _offset_ranges(messages: Sequence[Any]) -> str:
     return ",".join(f"{p}:{low}-{high}" for p, (low, high) in sorted(ranges.items()))
 
 
+def _batch_log_context(messages: Sequence[Any]) -> Any:
+    """Where a batch came from, on every log line written while it is read or indexed."""
+    first = messages[0]
+    return structlog.contextvars.bound_contextvars(
+        topic=first.topic,
+        partition=first.partition,
+        offset=first.offset,
+        offsets=_offset_ranges(messages),
+        batch=len(messages),
+    )
+
+
 def build_app(settings: Settings, runtime: Runtime | None = None) -> faust.App:
     """A Faust app with the ingest and search agents, sharing one runtime."""
     kafka = settings.kafka
@@ -116,8 +128,10 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> faust.App:
         async def read(events: list[Any]) -> ReadBatch:
             # One step ahead: batch k + 1 is read and its chunks embedded while batch k is
             # written, so the model never waits for the stores. Indexing stays in order.
-            batch = await read_documents(rt, [event.message for event in events])
-            await embed_ahead(rt, batch)
+            messages = [event.message for event in events]
+            with _batch_log_context(messages):
+                batch = await read_documents(rt, messages)
+                await embed_ahead(rt, batch)
             return batch
 
         async with aclosing(cut), aclosing(prepared_ahead(cut, read)) as ahead:
@@ -125,13 +139,7 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> faust.App:
                 messages = [event.message for event in events]
                 first = messages[0]
                 with (
-                    structlog.contextvars.bound_contextvars(
-                        topic=first.topic,
-                        partition=first.partition,
-                        offset=first.offset,
-                        offsets=_offset_ranges(messages),
-                        batch=len(messages),
-                    ),
+                    _batch_log_context(messages),
                     observability.message_transaction(
                         "ingest", first, tags={"batch_size": len(messages)}
                     ),

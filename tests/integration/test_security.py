@@ -10,6 +10,7 @@ ES256 (``ec-1``) and a rotated HS256 key (``hs-2``).
 from __future__ import annotations
 
 import inspect
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -511,4 +512,7 @@ def test_credentials_never_reach_the_worker_log(ctx: Ctx) -> None:
     """No token, API key or refresh token sent so far appears in the worker's log."""
     log = ctx.worker.log_path.read_text(errors="replace")
     assert "ingest_refused" in log  # the rejections were logged, without their credentials
+    refused = [json.loads(line) for line in log.splitlines() if '"ingest_refused"' in line]
+    # ... and say where the message came from (a batch is read ahead of its indexing).
+    assert all({"topic", "partition", "offset", "batch"} <= set(r) for r in refused), refused[:1]
     assert ctx.used and not [s for s in ctx.used if s in log]
