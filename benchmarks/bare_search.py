@@ -13,11 +13,12 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from schemas.headers import Headers
 from streams.codec import decode_search_request, encode
 from streams.runtime import Runtime
 from streams.settings import Settings
+
+from benchmarks.echo import positioned
 
 __all__ = ["serve"]
 
@@ -29,20 +30,9 @@ async def serve(topic: str, partitions: int) -> None:
     await runtime.start()
     assert runtime.searcher is not None
     kafka = settings.kafka
-    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all", linger_ms=0)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap_servers,
-        group_id=None,
-        enable_auto_commit=False,
-        fetch_max_wait_ms=kafka.fetch_max_wait_ms,
+    producer, consumer = await positioned(
+        kafka.bootstrap_servers, topic, partitions, kafka.fetch_max_wait_ms
     )
-    await producer.start()
-    await consumer.start()
-    tps = [TopicPartition(topic, p) for p in range(partitions)]
-    consumer.assign(tps)
-    await consumer.seek_to_end(*tps)
-    for tp in tps:
-        await consumer.position(tp)
     print("ready", flush=True)
     while True:
         batch = await consumer.getmany(timeout_ms=1000)

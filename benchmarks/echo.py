@@ -15,11 +15,14 @@ import sys
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from schemas.headers import Headers
 
-__all__ = ["serve"]
+__all__ = ["positioned", "serve"]
 
 
-async def serve(bootstrap: str, topic: str, partitions: int, fetch_max_wait_ms: int) -> None:
-    """Answer requests until killed."""
+async def positioned(
+    bootstrap: str, topic: str, partitions: int, fetch_max_wait_ms: int
+) -> tuple[AIOKafkaProducer, AIOKafkaConsumer]:
+    """A started producer (the worker's settings: acks=all, linger 0) and a consumer of every
+    partition of ``topic`` by manual assignment, positioned at the end."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -34,6 +37,12 @@ async def serve(bootstrap: str, topic: str, partitions: int, fetch_max_wait_ms: 
     await consumer.seek_to_end(*tps)
     for tp in tps:
         await consumer.position(tp)
+    return producer, consumer
+
+
+async def serve(bootstrap: str, topic: str, partitions: int, fetch_max_wait_ms: int) -> None:
+    """Answer requests until killed."""
+    producer, consumer = await positioned(bootstrap, topic, partitions, fetch_max_wait_ms)
     print("ready", flush=True)
     while True:
         batch = await consumer.getmany(timeout_ms=1000)
