@@ -125,10 +125,12 @@ class MiniLM:
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
-        if threads <= 0 and available_cpus() < (os.cpu_count() or 1):
+        if threads <= 0:
             # onnxruntime sizes its pool from the host's cores; in a container limited to
             # fewer (a CPU quota or an affinity mask) that oversubscribes them: use the limit.
-            threads = available_cpus()
+            usable = available_cpus()
+            if usable < (os.cpu_count() or 1):
+                threads = usable
         if threads > 0:
             options.intra_op_num_threads = threads
         if not spin:  # idle intra-op threads sleep instead of busy-waiting for the next op

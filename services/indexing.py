@@ -13,7 +13,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeGuard
 
 from schemas.chunks import Chunk, DocumentRecord
 from schemas.document import DocumentDelete, DocumentUpsert
@@ -107,7 +107,7 @@ class Indexer:
         texts = {
             chunk.text: None
             for doc in upserts
-            if not self._unchanged(doc, previous.get((doc.tenant, doc.id)))
+            if not _indexed_as(previous.get((doc.tenant, doc.id)), self._digest(doc))
             for chunk in self.chunk(doc)
         }
         vectors = await self._embed(list(texts), self._ahead_embedder)
@@ -155,14 +155,15 @@ class Indexer:
             if isinstance(doc, DocumentDelete):
                 outcomes[i] = IndexOutcome("deleted", 0)
                 continue
-            if before is not None and self._unchanged(doc, before):
+            digest = self._digest(doc)
+            if _indexed_as(before, digest):
                 outcomes[i] = IndexOutcome("unchanged", before.chunk_count)
                 continue
             chunks = self.chunk(doc)
             record = DocumentRecord(
                 tenant=doc.tenant,
                 doc_id=doc.id,
-                content_hash=self._digest(doc),
+                content_hash=digest,
                 chunk_count=len(chunks),
                 status="indexed",
                 title=doc.title,
@@ -195,14 +196,6 @@ class Indexer:
             await self._catalog.delete_many([(d.tenant, d.id) for d in deletes])
         return [outcomes[i] for i in range(len(docs))]
 
-    def _unchanged(self, doc: DocumentUpsert, before: DocumentRecord | None) -> bool:
-        """Whether ``before`` already indexes exactly this content with this model."""
-        return (
-            before is not None
-            and before.status == "indexed"
-            and before.content_hash == self._digest(doc)
-        )
-
     async def _embed(
         self, texts: Sequence[str], embedder: Embedder | None = None
     ) -> list[list[float]]:
@@ -226,6 +219,11 @@ class Indexer:
         """Apply one document message (a batch of one)."""
         [outcome] = await self._apply_run([doc], {})
         return outcome
+
+
+def _indexed_as(before: DocumentRecord | None, digest: str) -> TypeGuard[DocumentRecord]:
+    """Whether the catalog's ``before`` already indexes the content hashed to ``digest``."""
+    return before is not None and before.status == "indexed" and before.content_hash == digest
 
 
 def _runs(docs: Sequence[Doc]) -> list[list[Doc]]:
