@@ -37,7 +37,7 @@ TENANT = "bench-search"
 # Concurrent runs: CLIENTS callers sharing one client (the client's intended use: one per
 # process, one producer and one reply consumer for every request in flight), and CLIENTS
 # client instances (every one polls its own reply topic).
-MODES = {"shared": 1, "instances": CLIENTS}
+MODES = ("shared", "instances")
 
 
 def _conc_key(mode: str) -> str:
@@ -245,8 +245,10 @@ async def run(stack: Stack, opts: Options, results: Results) -> None:
                     _record(results, conc, "instances", kind, await _concurrent(calls, per_client))
             finally:
                 await asyncio.gather(*(m.aclose() for m in made), return_exceptions=True)
-        conc["instances"]["direct"] = conc["shared"]["direct"]
-        rates = {k: ", ".join(f"{r:.0f}" for r in conc["instances"][k]["rps"]) for k in kinds}
+        rates = {
+            k: ", ".join(f"{r:.0f}" for r in conc["instances"][k]["rps"])
+            for k in ("echo", "topics")
+        }
         print(f"  search {CLIENTS} clients, req/s per repeat: {rates}", flush=True)
     finally:
         await asyncio.gather(client.aclose(), channel.aclose(), return_exceptions=True)
@@ -258,28 +260,6 @@ async def run(stack: Stack, opts: Options, results: Results) -> None:
         stack.workers.remove(worker)
 
     _goals(results, seq, conc, repeats)
-    # What Faust costs: the worker against the same Searcher behind a plain aiokafka loop.
-    faust = [t - b for t, b in zip(seq["topics"]["p50"], seq["bare"]["p50"], strict=True)]
-    bare_over = [
-        b - d - e
-        for b, d, e in zip(
-            seq["bare"]["p50"], seq["direct"]["p50"], seq["echo"]["p50"], strict=True
-        )
-    ]
-    results.figure("search.seq.topics_minus_bare.p50", "ms").runs.extend(faust)
-    results.goals.insert(
-        -len(MODES) * 2,
-        Goal(
-            "2 search",
-            "sequential p50 vs the bare service",
-            f"{statistics.median(seq['topics']['p50']):.1f} ms",
-            f"bare {statistics.median(seq['bare']['p50']):.1f} ms (itself direct + echo "
-            f"+{statistics.median(bare_over):.1f})",
-            f"+{statistics.median(faust):.1f} ms",
-            "(reported)",
-            None,
-        ),
-    )
 
 
 async def _legs(runtime: Runtime, requests: list[SearchRequest], results: Results, n: int) -> None:
@@ -321,10 +301,8 @@ def _goals(
     conc: dict[str, dict[str, dict[str, list[float]]]],
     repeats: int,
 ) -> None:
-    import statistics as st
-
     def med(xs: list[float]) -> float:
-        return st.median(xs)
+        return statistics.median(xs)
 
     for q, slack in (("p50", 3.0), ("p99", 15.0)):
         floor = [d + e for d, e in zip(seq["direct"][q], seq["echo"][q], strict=True)]
@@ -341,6 +319,26 @@ def _goals(
                 med(over) <= slack,
             )
         )
+    # What Faust costs: the worker against the same Searcher behind a plain aiokafka loop.
+    faust = [t - b for t, b in zip(seq["topics"]["p50"], seq["bare"]["p50"], strict=True)]
+    bare_over = [
+        b - d - e
+        for b, d, e in zip(
+            seq["bare"]["p50"], seq["direct"]["p50"], seq["echo"]["p50"], strict=True
+        )
+    ]
+    results.figure("search.seq.topics_minus_bare.p50", "ms").runs.extend(faust)
+    results.goals.append(
+        Goal(
+            "2 search",
+            "sequential p50 vs the bare service",
+            f"{med(seq['topics']['p50']):.1f} ms",
+            f"bare {med(seq['bare']['p50']):.1f} ms (itself direct + echo +{med(bare_over):.1f})",
+            f"+{med(faust):.1f} ms",
+            "(reported)",
+            None,
+        ),
+    )
     direct = conc["shared"]["direct"]
     for mode, label in (("shared", "one client"), ("instances", f"{CLIENTS} clients")):
         c = conc[mode]
