@@ -235,6 +235,7 @@ class _PickyKeywordStore(MemoryKeywordStore):
 
 def _batch_indexer(
     keywords: MemoryKeywordStore | None = None,
+    ahead_embedder: BagOfWordsEmbedder | None = None,
 ) -> tuple[Indexer, MemoryVectorStore, MemoryKeywordStore, _CountingCatalog, BagOfWordsEmbedder]:
     vectors, catalog, embedder = MemoryVectorStore(), _CountingCatalog(), BagOfWordsEmbedder()
     keywords = keywords or MemoryKeywordStore()
@@ -245,6 +246,7 @@ def _batch_indexer(
         embedder=embedder,
         settings=IngestSettings(chunk_size=60, chunk_overlap=10),
         embed_batch_size=4,
+        ahead_embedder=ahead_embedder,
     )
     return indexer, vectors, keywords, catalog, embedder
 
@@ -395,16 +397,8 @@ async def test_a_stale_look_ahead_never_skips_a_document() -> None:
 
 async def test_embed_ahead_uses_its_own_embedder() -> None:
     """The look-ahead embeds through ``ahead_embedder`` (no retries), the in-order pass not."""
-    vectors, keywords, catalog = MemoryVectorStore(), MemoryKeywordStore(), MemoryCatalog()
-    in_order, ahead = BagOfWordsEmbedder(), BagOfWordsEmbedder()
-    indexer = Indexer(
-        catalog=catalog,
-        vectors=vectors,
-        keywords=keywords,
-        embedder=in_order,
-        ahead_embedder=ahead,
-        settings=IngestSettings(chunk_size=60, chunk_overlap=10),
-    )
+    ahead = BagOfWordsEmbedder()
+    indexer, _, _, _, in_order = _batch_indexer(ahead_embedder=ahead)
     first, second = _doc(_words(30), "a"), _doc(_words(30, "v"), "b")
     embedded = await indexer.embed_ahead([first])
     assert sum(ahead.calls) == len(embedded) and in_order.calls == []
