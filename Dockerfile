@@ -9,6 +9,7 @@ COPY streams ./streams
 COPY agents ./agents
 COPY services ./services
 COPY stores ./stores
+COPY ragstream ./ragstream
 RUN pip install .
 RUN useradd --create-home ragstream && mkdir -p /data && chown ragstream /data
 USER ragstream

@@ -7,7 +7,7 @@ PYTHON ?= $(firstword $(wildcard $(HOME)/.pyenv/versions/3.11*/bin/python3.11) p
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PACKAGES := schemas streams agents services stores
+PACKAGES := schemas streams stores services agents ragstream
 PYTEST_ARGS ?=
 
 .PHONY: help setup dev test test-unit lint

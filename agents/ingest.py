@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from agents.context import AgentContext
 from agents.ingest_results import Outgoing, publish_all, rejected
 from schemas.document import DocumentDelete, DocumentUpsert
 from schemas.headers import Headers
@@ -23,13 +24,10 @@ from services.auth import authorize_document
 from streams.codec import decode_document, header
 from streams.errors import SchemaValidationError
 from streams.messaging import hold_until_done
-from streams.runtime import Runtime
 
 __all__ = [
     "ReadBatch",
     "embed_ahead",
-    "handle_document",
-    "handle_documents",
     "index_documents",
     "read_documents",
 ]
@@ -48,19 +46,7 @@ class ReadBatch:
     """Vectors by chunk text, computed ahead (``embed_ahead``); a hint, never required."""
 
 
-async def handle_document(runtime: Runtime, producer: Any, message: Any) -> IngestResult:
-    """Process one documents-topic message end to end; never raises for bad input."""
-    return (await handle_documents(runtime, producer, [message]))[0]
-
-
-async def handle_documents(
-    runtime: Runtime, producer: Any, messages: Sequence[Any]
-) -> list[IngestResult]:
-    """Process a batch of messages: one indexer call, results sent together; in order."""
-    return await index_documents(runtime, producer, await read_documents(runtime, messages))
-
-
-async def read_documents(runtime: Runtime, messages: Sequence[Any]) -> ReadBatch:
+async def read_documents(context: AgentContext, messages: Sequence[Any]) -> ReadBatch:
     """Authenticate and decode every message; a bad one gets its ``rejected`` result here.
 
     Needs nothing of earlier batches, so the agent reads a batch while the one before it is
@@ -69,13 +55,13 @@ async def read_documents(runtime: Runtime, messages: Sequence[Any]) -> ReadBatch
     batch = ReadBatch(started=time.perf_counter(), out=[Outgoing.of(m) for m in messages], valid=[])
     for item in batch.out:
         try:
-            batch.valid.append((item, await _read(runtime, item)))
+            batch.valid.append((item, await _read(context, item)))
         except Exception as exc:
-            item.result = rejected(runtime, item, exc, started=batch.started)
+            item.result = rejected(context, item, exc, started=batch.started)
     return batch
 
 
-async def embed_ahead(runtime: Runtime, batch: ReadBatch) -> None:
+async def embed_ahead(context: AgentContext, batch: ReadBatch) -> None:
     """Embed the batch's chunks ahead of its turn (while the batch before is written).
 
     Best effort: any failure only means the in-order pass embeds them itself (and holds
@@ -83,19 +69,19 @@ async def embed_ahead(runtime: Runtime, batch: ReadBatch) -> None:
     """
     if not batch.valid:
         return
-    assert runtime.indexer is not None
     try:
-        batch.embedded = await runtime.indexer.embed_ahead([doc for _, doc in batch.valid])
+        batch.embedded = await context.indexer.embed_ahead([doc for _, doc in batch.valid])
     except Exception as exc:
         log.debug("embed_ahead_skipped", error_type=type(exc).__name__, error=str(exc)[:200])
 
 
-async def index_documents(runtime: Runtime, producer: Any, batch: ReadBatch) -> list[IngestResult]:
+async def index_documents(
+    context: AgentContext, producer: Any, batch: ReadBatch
+) -> list[IngestResult]:
     """Index the valid documents of a read batch in order, then send every result at once."""
     started, out, valid = batch.started, batch.out, batch.valid
     if valid:
-        assert runtime.indexer is not None
-        indexer = runtime.indexer
+        indexer = context.indexer
         docs = [doc for _, doc in valid]
         with structlog.contextvars.bound_contextvars(
             doc_ids=[d.id for d in docs],
@@ -104,14 +90,14 @@ async def index_documents(runtime: Runtime, producer: Any, batch: ReadBatch) -> 
         ):
             outcomes = await hold_until_done(
                 lambda: indexer.handle_many(docs, embedded=batch.embedded),
-                initial_s=runtime.settings.ingest.retry_initial_s,
-                max_s=runtime.settings.ingest.retry_max_s,
+                initial_s=context.settings.ingest.retry_initial_s,
+                max_s=context.settings.ingest.retry_max_s,
                 what="ingest",
             )
         took_ms = round((time.perf_counter() - started) * 1000, 2)
         for (item, doc), outcome in zip(valid, outcomes, strict=True):
             if outcome.error is not None:
-                item.result = rejected(runtime, item, outcome.error, started=started)
+                item.result = rejected(context, item, outcome.error, started=started)
                 continue
             assert outcome.status != "failed"
             item.result = IngestResult(
@@ -132,17 +118,17 @@ async def index_documents(runtime: Runtime, producer: Any, batch: ReadBatch) -> 
                 batch=len(out),
                 op="upsert" if isinstance(doc, DocumentUpsert) else "delete",
             )
-    await publish_all(runtime, producer, out)
+    await publish_all(context, producer, out)
     return [item.result for item in out if item.result is not None]
 
 
-async def _read(runtime: Runtime, item: Outgoing) -> DocumentUpsert | DocumentDelete:
+async def _read(context: AgentContext, item: Outgoing) -> DocumentUpsert | DocumentDelete:
     """Authenticate, decode and authorize one message; raise why it cannot be indexed."""
-    message, settings = item.message, runtime.settings
+    message, settings = item.message, context.settings
     # Authenticate before reading the body: an anonymous sender learns nothing about it.
     # (API keys and user tokens are checked in SQL: while it is down, the stream waits.)
     principal = await hold_until_done(
-        lambda: runtime.auth.authenticate(
+        lambda: context.auth.authenticate(
             authorization=header(message.headers, Headers.AUTHORIZATION),
             api_key=header(message.headers, Headers.API_KEY),
         ),

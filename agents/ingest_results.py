@@ -14,13 +14,13 @@ from typing import Any
 
 import structlog
 
+from agents.context import AgentContext
 from schemas.headers import Headers
 from schemas.ingest import ErrorInfo, IngestResult
 from streams.codec import HeaderList, encode, header
 from streams.errors import AuthError, InvalidMessageError, RagstreamError
 from streams.messaging import send, send_dead_letter
 from streams.observability import report_agent_failure
-from streams.runtime import Runtime
 
 __all__ = ["Outgoing", "publish_all", "rejected"]
 
@@ -53,7 +53,9 @@ class Outgoing:
         )
 
 
-def rejected(runtime: Runtime, item: Outgoing, exc: Exception, *, started: float) -> IngestResult:
+def rejected(
+    context: AgentContext, item: Outgoing, exc: Exception, *, started: float
+) -> IngestResult:
     """Log (and report) why a message failed, mark it for the dead letters, answer ``rejected``."""
     with structlog.contextvars.bound_contextvars(
         doc_id=item.doc_id, tenant=item.tenant, offset=item.message.offset
@@ -66,7 +68,7 @@ def rejected(runtime: Runtime, item: Outgoing, exc: Exception, *, started: float
                 exc,
                 agent="ingest",
                 message=item.message,
-                breakers=runtime.breaker_tags(),
+                breakers=context.breaker_tags(),
                 document_id=item.doc_id,
                 correlation_id=item.correlation_id,
                 tenant=item.tenant,
@@ -83,10 +85,10 @@ def rejected(runtime: Runtime, item: Outgoing, exc: Exception, *, started: float
     )
 
 
-async def publish_all(runtime: Runtime, producer: Any, items: list[Outgoing]) -> None:
+async def publish_all(context: AgentContext, producer: Any, items: list[Outgoing]) -> None:
     """Send the batch's dead letters, then its results and replies; wait for all of them."""
     await asyncio.gather(
-        *(_dead_letter(runtime, producer, item) for item in items if item.dead_letter is not None)
+        *(_dead_letter(context, producer, item) for item in items if item.dead_letter is not None)
     )
     sends = []
     for item in items:
@@ -95,21 +97,21 @@ async def publish_all(runtime: Runtime, producer: Any, items: list[Outgoing]) ->
         headers: HeaderList = (
             [(Headers.CORRELATION_ID, item.correlation_id.encode())] if item.correlation_id else []
         )
-        key, results_topic = item.key, runtime.topics.ingest_results
+        key, results_topic = item.key, context.topics.ingest_results
         sends.append(send(producer, results_topic, key=key, value=value, headers=headers))
         if item.reply_to and item.reply_to != results_topic:
             sends.append(_reply(producer, item.reply_to, key=key, value=value, headers=headers))
     await asyncio.gather(*sends)
 
 
-async def _dead_letter(runtime: Runtime, producer: Any, item: Outgoing) -> None:
+async def _dead_letter(context: AgentContext, producer: Any, item: Outgoing) -> None:
     """Park one message, byte for byte, with its reason."""
     assert item.dead_letter is not None
     message = item.message
     with structlog.contextvars.bound_contextvars(doc_id=item.doc_id, offset=message.offset):
         await send_dead_letter(
             producer,
-            runtime.topics.dead_letters,
+            context.topics.dead_letters,
             key=item.key,
             value=message.value,
             headers=message.headers,

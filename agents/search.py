@@ -15,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from agents.context import AgentContext
 from schemas.headers import Headers
 from schemas.ingest import ErrorInfo
 from schemas.search import SearchResult
@@ -23,7 +24,6 @@ from streams.codec import decode_search_request, encode, header, headers_to_list
 from streams.errors import RagstreamError, SchemaValidationError
 from streams.messaging import send, send_dead_letter
 from streams.observability import report_agent_failure
-from streams.runtime import Runtime
 
 __all__ = ["handle_search"]
 
@@ -31,7 +31,7 @@ log = structlog.get_logger(__name__)
 _SPRING_REPLY_PARTITION = "kafka_replyPartition"
 
 
-async def handle_search(runtime: Runtime, producer: Any, message: Any) -> SearchResult | None:
+async def handle_search(context: AgentContext, producer: Any, message: Any) -> SearchResult | None:
     """Answer one search request; never raises for bad input."""
     started = time.perf_counter()
     raw = dict(headers_to_list(message.headers))
@@ -43,7 +43,7 @@ async def handle_search(runtime: Runtime, producer: Any, message: Any) -> Search
     if not reply_to:
         await send_dead_letter(
             producer,
-            runtime.topics.dead_letters,
+            context.topics.dead_letters,
             key=message.key,
             value=message.value,
             headers=message.headers,
@@ -54,20 +54,19 @@ async def handle_search(runtime: Runtime, producer: Any, message: Any) -> Search
         )
         return None
     try:
-        principal = await runtime.auth.authenticate(
+        principal = await context.auth.authenticate(
             authorization=header(message.headers, Headers.AUTHORIZATION),
             api_key=header(message.headers, Headers.API_KEY),
         )
         request = decode_search_request(
-            message.value, max_bytes=runtime.settings.kafka.max_message_bytes
+            message.value, max_bytes=context.settings.kafka.max_message_bytes
         )
         # The request's tenant must be the credential's (refused, not silently rewritten).
         authorize_search(principal, tenant=request.tenant)
         if correlation_id is None:
             raise SchemaValidationError("header 'correlation-id' is required on a search request")
         with structlog.contextvars.bound_contextvars(tenant=request.tenant, mode=request.mode):
-            assert runtime.searcher is not None
-            result = await runtime.searcher.search(request, correlation_id=correlation_id)
+            result = await context.searcher.search(request, correlation_id=correlation_id)
     except Exception as exc:
         if not isinstance(exc, RagstreamError):
             log.exception("search_failed", error_type=type(exc).__name__)
@@ -75,7 +74,7 @@ async def handle_search(runtime: Runtime, producer: Any, message: Any) -> Search
                 exc,
                 agent="search",
                 message=message,
-                breakers=runtime.breaker_tags(),
+                breakers=context.breaker_tags(),
                 correlation_id=correlation_id,
             )
         code = exc.code if isinstance(exc, RagstreamError) else "internal"

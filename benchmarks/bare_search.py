@@ -13,9 +13,9 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from ragstream.runtime import Runtime
 from schemas.headers import Headers
 from streams.codec import decode_search_request, encode
-from streams.runtime import Runtime
 from streams.settings import Settings
 
 from benchmarks.echo import positioned
@@ -28,7 +28,6 @@ async def serve(topic: str, partitions: int) -> None:
     settings = Settings()
     runtime = Runtime(settings)
     await runtime.start()
-    assert runtime.searcher is not None
     kafka = settings.kafka
     producer, consumer = await positioned(
         kafka.bootstrap_servers, topic, partitions, kafka.fetch_max_wait_ms

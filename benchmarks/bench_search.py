@@ -19,10 +19,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ragstream.runtime import Runtime
 from schemas.search import SearchRequest
 from streams.client import ReplyChannel, SearchClient
 from streams.codec import encode
-from streams.runtime import Runtime
 from streams.topics import create_topic
 
 from benchmarks.common import Options, Results, ingest_all

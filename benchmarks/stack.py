@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from streams import devstack
+from ragstream import devstack
 from streams.client import SearchClient
 from streams.errors import RagstreamError
 from streams.settings import Settings

@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from ragstream.runtime import Runtime
 from schemas.chunks import DocumentRecord
-from streams.runtime import Runtime
 
 from benchmarks.common import Results
 from benchmarks.corpus import documents
@@ -33,12 +33,12 @@ async def _time(fn: Callable[[], Awaitable[Any]]) -> float:
 
 async def stage_breakdown(env: dict[str, str], results: Results, n: int) -> str:
     """Median ms per step over ``n`` documents; returns a markdown table."""
+    import ragstream.runtime
     import services.embedding
-    import streams.runtime
 
     from benchmarks.worker import _install_wordllama
 
-    saved = (services.embedding.build_embedder, getattr(streams.runtime, "build_embedder", None))
+    saved = (services.embedding.build_embedder, getattr(ragstream.runtime, "build_embedder", None))
     _install_wordllama()
     settings = settings_from(env)
     rt = Runtime(settings)
@@ -47,12 +47,12 @@ async def stage_breakdown(env: dict[str, str], results: Results, n: int) -> str:
     finally:
         services.embedding.build_embedder = saved[0]
         if saved[1] is not None:
-            streams.runtime.build_embedder = saved[1]
+            ragstream.runtime.build_embedder = saved[1]
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka.bootstrap_servers, acks="all", linger_ms=0
     )
     await producer.start()
-    assert rt.indexer is not None and rt.vectors is not None
+    assert rt.vectors is not None
     indexer, vectors = rt.indexer, rt.vectors
     times: dict[str, list[float]] = {}
 

@@ -14,8 +14,8 @@ __all__ = ["main"]
 
 
 def _install_wordllama() -> None:
+    import ragstream.runtime
     import services.embedding
-    import streams.runtime
 
     from benchmarks.wordllama_embedder import WordLlamaEmbedder
 
@@ -29,8 +29,8 @@ def _install_wordllama() -> None:
         return built[0]
 
     services.embedding.build_embedder = build
-    if hasattr(streams.runtime, "build_embedder"):
-        streams.runtime.build_embedder = build
+    if hasattr(ragstream.runtime, "build_embedder"):
+        ragstream.runtime.build_embedder = build
 
 
 def main() -> int:
@@ -40,7 +40,7 @@ def main() -> int:
         _install_wordllama()
     elif embedder != "local":
         raise SystemExit(f"BENCH_EMBEDDER={embedder!r}: expected 'local' or 'wordllama'")
-    from streams.cli import main as cli_main
+    from ragstream.cli import main as cli_main
 
     return cli_main(["worker"])
 

@@ -1,38 +1,20 @@
 """Adapters to the outside world, one per system, each translating its client's errors into ours.
 
-``VectorStore`` and ``KeywordStore`` are the interfaces the services use; the Chroma and
-Elasticsearch adapters implement them for real, the memory ones for unit tests. The real
-adapters are imported on first use, so code that only needs the fakes never loads the
+``VectorStore`` and ``KeywordStore`` (``stores.base``), ``CatalogStore``
+(``stores.catalog_base``) and ``AuthStore`` records (``stores.auth_store``) are the
+interfaces the services use. The real adapters live in their own modules
+(``stores.chroma``, ``stores.elastic``, ``stores.catalog``, ``stores.auth_store``), imported
+by name where they are wired, so code that needs only the in-memory fakes never loads the
 (slow to import) client libraries.
 """
-
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
 
 from stores.base import Filters, KeywordStore, VectorStore
 from stores.memory import MemoryKeywordStore, MemoryVectorStore
 
-if TYPE_CHECKING:
-    from stores.chroma import ChromaVectorStore
-    from stores.elastic import ElasticKeywordStore
-
 __all__ = [
-    "ChromaVectorStore",
-    "ElasticKeywordStore",
     "Filters",
     "KeywordStore",
     "MemoryKeywordStore",
     "MemoryVectorStore",
     "VectorStore",
 ]
-
-_LAZY = {"ChromaVectorStore": "stores.chroma", "ElasticKeywordStore": "stores.elastic"}
-
-
-def __getattr__(name: str) -> Any:
-    """Import a real adapter the first time it is asked for."""
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'stores' has no attribute {name!r}")

@@ -1,6 +1,6 @@
 """Cut an async stream into batches: up to ``max_items``, or what came ``within_s`` of the first.
 
-Used by the ingest agent on Faust's no-ack event stream (``streams/app.py``), together with
+Used by the ingest agent on Faust's no-ack event stream (``ragstream/app.py``), together with
 ``prepared_ahead``, which prepares the next batch while the current one is being processed.
 One pending ``__anext__`` task is kept across waits and never cancelled by a timeout, so an item the
 source has handed out is always in a batch (Faust's ``take_events`` is not used: it acks in

@@ -1,6 +1,7 @@
 """Sentry: unexpected agent failures, breaker openings and a transaction per message.
 
-Part of the runtime (next to ``streams.logs``). ``init_sentry`` is a no-op without
+Part of the Kafka toolkit (next to ``streams.logs``); breaker openings are reported by the
+composition root (``ragstream.breaker_events``). ``init_sentry`` is a no-op without
 ``SENTRY_DSN``; every helper here is safe to call when Sentry is off. ``before_send``,
 ``before_send_transaction`` and ``before_breadcrumb`` pass everything through
 ``streams.scrub`` (tokens, API keys, passwords, document and query text never leave).
@@ -20,7 +21,6 @@ from typing import Any
 import sentry_sdk
 import structlog
 
-from services.resilience import Transition
 from streams.scrub import scrub_data, scrub_text
 from streams.settings import SentrySettings
 
@@ -32,7 +32,6 @@ __all__ = [
     "enable_asyncio",
     "init_sentry",
     "message_transaction",
-    "on_breaker_transition",
     "report_agent_failure",
     "scrub_event",
 ]
@@ -173,24 +172,6 @@ def report_agent_failure(
         "message": {"document_id": document_id, "correlation_id": correlation_id, "tenant": tenant}
     }
     return capture_exception(exc, tags=tags, context=context)
-
-
-def on_breaker_transition(transition: Transition) -> None:
-    """Breaker listener: an opening is a Sentry message at warning level."""
-    if transition.new != "open":
-        return
-    capture_message(
-        f"circuit breaker {transition.breaker!r} opened",
-        level="warning",
-        tags={"breaker": transition.breaker, "breaker.from": transition.old},
-        context={
-            "breaker": {
-                "fail_counter": transition.fail_counter,
-                "error": transition.error,
-                "at": transition.at.isoformat(),
-            }
-        },
-    )
 
 
 @contextlib.contextmanager

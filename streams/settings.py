@@ -26,6 +26,8 @@ __all__ = [
     "SentrySettings",
     "Settings",
     "default_data_dir",
+    "describe_settings_error",
+    "env_name",
 ]
 
 
@@ -310,6 +312,52 @@ class Settings(BaseSettings):
         """Where the embedded Chroma keeps its files."""
         return self.chroma.path or self.data_dir / "chroma"
 
+    @classmethod
+    def _sections(cls) -> list[type[BaseSettings]]:
+        """The section classes, in field order."""
+        return [
+            f.annotation
+            for f in cls.model_fields.values()
+            if isinstance(f.annotation, type) and issubclass(f.annotation, BaseSettings)
+        ]
+
     def masked(self) -> dict[str, Any]:
         """A dump safe to log: secrets show as ``**********``."""
         return self.model_dump(mode="json")
+
+
+def env_name(section: type[BaseSettings], field: str) -> str:
+    """The environment variable that sets ``field`` of ``section`` (its alias, or prefix + name)."""
+    info = section.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, AliasChoices) and alias.choices and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    if isinstance(alias, str):
+        return alias
+    prefix = str(section.model_config.get("env_prefix", ""))
+    return f"{prefix}{field}".upper()
+
+
+_SECTIONS: dict[str, type[BaseSettings]] = {}
+
+
+def describe_settings_error(exc: Exception) -> str:
+    """One line naming the environment variable(s) a settings ``ValidationError`` is about."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return str(exc)
+    if not _SECTIONS:
+        _SECTIONS.update({cls.__name__: cls for cls in (Settings, *Settings._sections())})
+    section = _SECTIONS.get(exc.title)
+    parts = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = [str(x) for x in error.get("loc", ()) if not isinstance(x, int)]
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        if not loc:  # a model validator: its message names the variables itself
+            parts.append(message)
+            continue
+        known = section is not None and loc[0] in section.model_fields
+        name = env_name(section, loc[0]) if section is not None and known else loc[0].upper()
+        parts.append(f"{name}: {message}")
+    return "; ".join(parts)

@@ -1,7 +1,7 @@
 """Real services for the integration tests, started once per session on loopback.
 
 Every test under ``tests/integration`` is marked ``integration``. By default each service is
-a child process from ``streams.devstack`` on a random free port in a temp dir, stopped at the
+a child process from ``ragstream.devstack`` on a random free port in a temp dir, stopped at the
 end of the session; PostgreSQL is the machine's own (``.ci/run`` starts it), with a fresh
 database created for the session and dropped after.
 
@@ -34,8 +34,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from streams import devstack
-from streams.devstack import Service
+from ragstream import devstack
+from ragstream.devstack import Service
 
 _HERE = Path(__file__).parent
 _MODES = ("embedded", "containers")

@@ -69,7 +69,7 @@ class WorkerProcess:
         """Spawn the worker (ready only after ``wait_ready``)."""
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"],
+            [sys.executable, "-m", "ragstream.cli", "worker"],
             env=self.env,
             cwd=ROOT,
             stdout=log,

@@ -65,7 +65,7 @@ def webhook() -> Iterator[Any]:
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "breakers", *args],
+        [sys.executable, "-m", "ragstream.cli", "breakers", *args],
         env={**os.environ, **env},
         cwd=ROOT,
         text=True,

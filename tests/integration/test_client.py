@@ -74,7 +74,7 @@ async def test_reply_topic_is_private_and_deleted_on_close(
 
 async def test_unreachable_broker_is_a_dependency_error(topic_prefix: str) -> None:
     """A client pointed at a closed port fails with DependencyError, not a raw Kafka exception."""
-    from streams.devstack import free_port
+    from ragstream.devstack import free_port
 
     kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}", topic_prefix=topic_prefix)
     with pytest.raises(DependencyError):

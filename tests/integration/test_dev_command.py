@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.devstack import free_port
+from ragstream.devstack import free_port
 from streams.settings import KafkaSettings
 from tests.integration.harness import ROOT, WorkerProcess
 
@@ -39,7 +39,7 @@ def _start_dev(data_dir: Path, kafka_port: int, es_port: int) -> subprocess.Pope
     ]
     log = (data_dir.parent / "dev.log").open("ab")
     return subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", *args],
+        [sys.executable, "-m", "ragstream.cli", *args],
         cwd=ROOT,
         env=_clean_env(data_dir),
         stdout=log,
@@ -62,7 +62,7 @@ async def _wait_ready(data_dir: Path, dev: subprocess.Popen[bytes]) -> None:
 
 def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
+        [sys.executable, "-m", "ragstream.cli", *args],
         cwd=ROOT,
         env=_clean_env(data_dir),
         capture_output=True,

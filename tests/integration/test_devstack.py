@@ -21,8 +21,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from streams import devstack
-from streams.devstack import Service
+from ragstream import devstack
+from ragstream.devstack import Service
 
 DEADLINE_S = 20.0
 
@@ -266,7 +266,7 @@ def test_children_die_with_their_parent(tmp_path: Path) -> None:
     """A service's child process is killed when the process that started it dies."""
     script = (
         "import sys, pathlib\n"
-        "from streams import devstack\n"
+        "from ragstream import devstack\n"
         "svc = devstack.start_kafka(data_dir=pathlib.Path(sys.argv[1]))\n"
         "print(svc.process.pid, flush=True)\n"
         "sys.stdin.read()\n"

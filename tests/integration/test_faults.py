@@ -21,15 +21,15 @@ import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from ragstream import devstack
+from ragstream.devstack import Service
+from ragstream.runtime import collection_name
 from schemas.document import DocumentUpsert
 from services.embedding import build_embedder
 from stores.chroma import ChromaVectorStore
 from stores.elastic import ElasticKeywordStore
-from streams import devstack
 from streams.client import IngestClient, SearchClient
-from streams.devstack import Service
 from streams.errors import RemoteError
-from streams.runtime import collection_name
 from streams.settings import KafkaSettings, Settings
 from tests.integration.harness import WorkerProcess, isolated_env, new_id
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import pytest
 import pytest_asyncio
 
+from ragstream.runtime import collection_name
 from schemas.document import DocumentDelete, DocumentUpsert
 from schemas.headers import Headers
 from services.chunking import split_text
@@ -24,7 +25,6 @@ from stores.chroma import ChromaVectorStore
 from stores.elastic import ElasticKeywordStore
 from streams.client import IngestClient, SearchClient
 from streams.errors import RemoteError
-from streams.runtime import collection_name
 from streams.settings import KafkaSettings, Settings
 from tests.integration.harness import (
     WorkerProcess,

@@ -17,7 +17,8 @@ import pytest
 from chromadb.config import Settings
 from elasticsearch import AsyncElasticsearch
 
-from stores import ChromaVectorStore, ElasticKeywordStore
+from stores.chroma import ChromaVectorStore
+from stores.elastic import ElasticKeywordStore
 from streams.errors import StoreRejectedError
 from tests.contracts import KeywordStoreContract, VectorStoreContract, make_chunk, vector_for
 

@@ -50,7 +50,7 @@ async def cli_env(
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "streams.cli", *args],
+        [sys.executable, "-m", "ragstream.cli", *args],
         env={**os.environ, **env},
         cwd=ROOT,
         capture_output=True,

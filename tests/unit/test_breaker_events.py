@@ -11,8 +11,8 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 from structlog.testing import capture_logs
 
+from ragstream.breaker_events import BreakerEventPublisher
 from services.resilience import Breaker, get_breaker_status
-from streams.breaker_events import BreakerEventPublisher
 from streams.errors import StoreUnavailableError
 
 

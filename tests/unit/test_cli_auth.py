@@ -9,8 +9,8 @@ from pathlib import Path
 import jwt
 import pytest
 
-from streams.cli import main
-from streams.cli_auth import parse_ttl
+from ragstream.cli import main
+from ragstream.cli.auth import parse_ttl
 from tests.auth_keys import TEST_SECRET
 
 

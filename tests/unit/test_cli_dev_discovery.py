@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from streams import cli
-from streams.devrun import STATE_FILE
+from ragstream.cli import _env
+from ragstream.devrun import STATE_FILE
 
 
 def _state(data_dir: Path, pid: int) -> Path:
@@ -32,7 +32,7 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_a_running_dev_stack_is_used(data_dir: Path) -> None:
     """The state file of a live ``ragstream dev`` points the CLI at its services."""
     _state(data_dir, os.getpid())
-    cli._discover_dev_stack()
+    _env.discover_dev_stack()
     assert os.environ["KAFKA_BOOTSTRAP_SERVERS"] == "127.0.0.1:4"
 
 
@@ -43,7 +43,7 @@ def test_a_dead_dev_stacks_file_is_ignored_and_removed(
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     state = _state(data_dir, dead.pid)
-    cli._discover_dev_stack()
+    _env.discover_dev_stack()
     assert "KAFKA_BOOTSTRAP_SERVERS" not in os.environ
     assert not state.exists()
     assert f"pid {dead.pid}) is not running" in capsys.readouterr().err

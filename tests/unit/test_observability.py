@@ -21,6 +21,7 @@ import sentry_sdk
 import structlog
 from pydantic import SecretStr
 
+from ragstream.breaker_events import on_breaker_transition
 from services.resilience import Breaker
 from streams import observability
 from streams.errors import StoreUnavailableError
@@ -104,7 +105,7 @@ def _scenario(dsn: str) -> None:
             call_timeout_s=1,
             unavailable=StoreUnavailableError,
         )
-        breaker.subscribe(observability.on_breaker_transition)
+        breaker.subscribe(on_breaker_transition)
         message = SimpleNamespace(topic="p.documents", partition=1, offset=42)
         with observability.message_transaction("ingest", message):
             logger.info("indexing", authorization=f"Bearer {JWT}", text=DOC_TEXT, doc_id="d1")

@@ -69,7 +69,7 @@ def test_overlap_must_be_smaller_than_half_a_chunk() -> None:
 
 def test_runtime_builds_each_breaker_from_its_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every breaker takes its own fail max, reset and call timeouts from ``BREAKER_*``."""
-    from streams.runtime import Runtime
+    from ragstream.runtime import Runtime
 
     monkeypatch.setenv("RAGSTREAM_AUTH", "disabled")
     monkeypatch.setenv("BREAKER_VECTORDB_FAIL_MAX", "7")

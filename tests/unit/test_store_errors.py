@@ -17,9 +17,10 @@ import elasticsearch
 import httpx
 import pytest
 
-from stores import ChromaVectorStore, ElasticKeywordStore
 from stores import chroma as chroma_module
 from stores import elastic as elastic_module
+from stores.chroma import ChromaVectorStore
+from stores.elastic import ElasticKeywordStore
 from streams.errors import ConfigError, StoreRejectedError, StoreUnavailableError
 from tests.contracts import make_chunk, vector_for
 

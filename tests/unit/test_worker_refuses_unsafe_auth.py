@@ -44,7 +44,7 @@ def test_production_worker_exits_before_connecting(tmp_path: Path, env: dict[str
         | env
     )
     done = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "worker"],
+        [sys.executable, "-m", "ragstream.cli", "worker"],
         env=full,
         cwd=ROOT,
         capture_output=True,

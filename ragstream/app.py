@@ -17,12 +17,12 @@ import structlog
 
 from agents.ingest import ReadBatch, embed_ahead, index_documents, read_documents
 from agents.search import handle_search
+from ragstream.runtime import Runtime
 from schemas.headers import Headers
 from streams import faust_transport, observability
 from streams.batching import batches, prepared_ahead
 from streams.codec import header
 from streams.messaging import hold_until_done
-from streams.runtime import Runtime
 from streams.settings import Settings
 from streams.topics import ensure_topics
 

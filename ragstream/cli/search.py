@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from ragstream.cli._env import (
+    add_command,
+    add_credentials,
+    add_tenant,
+    credentials,
+    fail,
+    settings,
+)
 from schemas.search import SearchResult
 from streams.client import SearchClient
 from streams.codec import encode
-from streams.errors import RagstreamError
 from streams.settings import Settings
 
-__all__ = ["parse_filters", "render", "search"]
+__all__ = ["parse_filters", "register", "render", "search"]
 
 
 def parse_filters(items: list[str]) -> dict[str, str | int | float | bool]:
@@ -58,23 +67,54 @@ async def search(settings: Settings, args: argparse.Namespace) -> int:
     console = Console()
     try:
         filters = parse_filters(args.filter)
-        async with SearchClient(settings.kafka, token=args.token, api_key=args.api_key) as client:
-            result = await client.search(
-                args.query,
-                tenant=args.tenant,
-                top_k=args.top_k,
-                mode=args.mode,
-                filters=filters,
-                timeout_s=args.timeout,
-            )
     except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        return 2
-    except RagstreamError as exc:
-        console.print(f"[red]error ({exc.code}):[/red] {exc}")
-        return 1
+        return fail("search", str(exc), code=2)
+    creds = credentials(args)
+    async with SearchClient(settings.kafka, token=creds.token, api_key=creds.api_key) as client:
+        result = await client.search(
+            args.query,
+            tenant=args.tenant,
+            top_k=args.top_k,
+            mode=args.mode,
+            filters=filters,
+            timeout_s=args.timeout,
+        )
     if args.json:
         print(json.dumps(json.loads(encode(result)), indent=2))
     else:
         render(result, console)
     return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """Search over topics and print the hits."""
+    return asyncio.run(search(settings(), args))
+
+
+def register(sub: Any) -> None:
+    """Add ``ragstream search``."""
+    p = add_command(
+        sub,
+        "search",
+        help="search over topics",
+        description="Send one search request over the topics and print the ranked hits.",
+        examples=[
+            'ragstream search "how do replies find their client?" --tenant acme',
+            'ragstream search "dead letter" --mode keyword --filter metadata.type=md --json',
+        ],
+    )
+    p.add_argument("query", help="the query text")
+    p.add_argument("--top-k", type=int, default=5, help="hits to return (default 5)")
+    p.add_argument("--mode", choices=["hybrid", "vector", "keyword"], default="hybrid")
+    add_tenant(p)
+    p.add_argument(
+        "--filter",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="exact-match filter, e.g. metadata.lang=en (repeatable)",
+    )
+    p.add_argument("--json", action="store_true", help="print the raw JSON result")
+    p.add_argument("--timeout", type=float, default=15.0, help="seconds to wait for the reply")
+    add_credentials(p)
+    p.set_defaults(func=cmd_search)

@@ -23,6 +23,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
+from ragstream.cli import _env
 from schemas.breaker import BreakerEvent
 from streams.settings import Settings
 from streams.topics import Topics
@@ -224,12 +225,7 @@ async def _follow(consumer: AIOKafkaConsumer, args: argparse.Namespace) -> int:
 
 def cmd_breakers(args: argparse.Namespace) -> int:
     """Print the fleet's breaker states (and follow them)."""
-    from streams.cli import _settings
-
-    try:
-        return asyncio.run(run_breakers(_settings(), args))
-    except KeyboardInterrupt:
-        return 130
+    return asyncio.run(run_breakers(_env.settings(), args))
 
 
 def register(subparsers: Any) -> None:

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from streams.devstack import Service, start_elasticsearch, start_kafka
+from ragstream.devstack import Service, start_elasticsearch, start_kafka
 from streams.errors import RagstreamError
 
 __all__ = ["run_dev"]
@@ -92,7 +92,7 @@ def run_dev(*, data_dir: Path, kafka_port: int, elasticsearch_port: int) -> int:
             _say("authentication: required (RAGSTREAM_AUTH=required)")
         state.write_text(json.dumps({"pid": os.getpid(), "env": env}, indent=2))
         worker = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"], env={**os.environ, **env}
+            [sys.executable, "-m", "ragstream.cli", "worker"], env={**os.environ, **env}
         )
         _say(f"worker pid {worker.pid}; logs below. Ctrl-C stops everything.")
         _say('try:  ragstream ingest docs/ --wait   then   ragstream search "what is ragstream"')

@@ -1,6 +1,6 @@
 """``ragstream token|apikey|users|login|logout``: credentials for the topics' API.
 
-Top of the import graph, next to ``streams.cli`` (which calls ``register``). ``token``
+A command group of ``ragstream.cli`` (which calls ``register``). ``token``
 mints a JWT from ``JWT_SECRET_KEY`` or ``JWT_PRIVATE_KEY_FILE``; the others work on the
 auth tables in the catalog database (``DATABASE_URL``) through ``services.auth_accounts``.
 Secrets are printed once, to stdout, and never logged.
@@ -17,11 +17,12 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ragstream.cli import _env
+from ragstream.cli._env import add_command
 from services.auth_accounts import SCOPES, Accounts, check_scopes
 from services.auth_tokens import TokenMinter
 from stores.auth_store import AuthStore
 from streams.errors import RagstreamError
-from streams.settings import Settings
 
 __all__ = ["parse_ttl", "register"]
 
@@ -42,15 +43,9 @@ def _scopes(values: list[str]) -> list[str]:
     return [s.strip() for v in values for s in v.split(",") if s.strip()]
 
 
-def _settings() -> Settings:
-    from streams.cli import _settings as cli_settings
-
-    return cli_settings()
-
-
 def _run(work: Callable[[Accounts], Awaitable[int]], *, minter: bool = False) -> int:
     """Run ``work`` on an ``Accounts`` over the configured database; errors print, exit 1."""
-    settings = _settings()
+    settings = _env.settings()
 
     async def main() -> int:
         store = AuthStore.from_settings(settings)
@@ -82,7 +77,7 @@ def cmd_token(args: argparse.Namespace) -> int:
     """Mint an access token for a tenant and scopes."""
     try:
         scopes = check_scopes(_scopes(args.scope))
-        token = TokenMinter(_settings().security).mint(
+        token = TokenMinter(_env.settings().security).mint(
             sub=args.sub or f"cli:{getpass.getuser()}",
             tenant=args.tenant,
             scopes=scopes,
@@ -262,7 +257,15 @@ def cmd_logout(args: argparse.Namespace) -> int:
 def register(sub: Any) -> None:
     """Add the credential commands to ``ragstream``'s subparsers."""
     scope_help = f"repeatable or comma-separated: {', '.join(sorted(SCOPES))}"
-    p = sub.add_parser("token", help="mint an access token (JWT) from the configured key")
+    p = add_command(
+        sub,
+        "token",
+        help="mint an access token (JWT) from the configured key",
+        examples=[
+            "export RAGSTREAM_TOKEN=$(ragstream token --tenant acme --scope documents:write "
+            "--scope search:read --ttl 30m)"
+        ],
+    )
     p.add_argument("--tenant", required=True)
     p.add_argument("--scope", action="append", required=True, help=scope_help)
     p.add_argument(
@@ -271,41 +274,83 @@ def register(sub: Any) -> None:
     p.add_argument("--sub", help="subject claim (default cli:<login name>)")
     p.set_defaults(func=cmd_token)
 
-    apikey = sub.add_parser("apikey", help="create, list or revoke API keys (x-api-key)")
-    cmds = apikey.add_subparsers(dest="apikey_command", required=True)
-    p = cmds.add_parser("create", help="create a key (printed once)")
+    apikey = add_command(
+        sub,
+        "apikey",
+        help="create, list or revoke API keys (x-api-key)",
+        examples=["ragstream apikey create --tenant acme --scope documents:write --name billing"],
+    )
+    cmds = apikey.add_subparsers(dest="apikey_command", required=True, metavar="ACTION")
+    p = add_command(
+        cmds,
+        "create",
+        help="create a key (printed once)",
+        examples=["ragstream apikey create --tenant acme --scope search:read --name chatbot"],
+    )
     p.add_argument("--tenant", required=True)
     p.add_argument("--scope", action="append", required=True, help=scope_help)
     p.add_argument("--name", default="", help="a label, e.g. the producer's name")
     p.set_defaults(func=cmd_apikey_create)
-    p = cmds.add_parser("list", help="list keys")
+    p = add_command(
+        cmds, "list", help="list keys", examples=["ragstream apikey list --tenant acme --json"]
+    )
     p.add_argument("--tenant")
     p.set_defaults(func=cmd_apikey_list)
-    p = cmds.add_parser("revoke", help="revoke a key by id")
+    p = add_command(
+        cmds, "revoke", help="revoke a key by id", examples=["ragstream apikey revoke 3f9c2a1b"]
+    )
     p.add_argument("key_id", metavar="KEY_ID")
     p.set_defaults(func=cmd_apikey_revoke)
 
-    users = sub.add_parser("users", help="create, list, disable or re-permission users")
-    cmds = users.add_subparsers(dest="users_command", required=True)
-    p = cmds.add_parser("create", help="create a user")
+    users = add_command(
+        sub,
+        "users",
+        help="create, list, disable or re-permission users",
+        examples=["ragstream users list --tenant acme"],
+    )
+    cmds = users.add_subparsers(dest="users_command", required=True, metavar="ACTION")
+    p = add_command(
+        cmds,
+        "create",
+        help="create a user",
+        examples=[
+            'printf "%s\\n" "$PASSWORD" | ragstream users create alice --tenant acme '
+            "--permission search:read --password-stdin"
+        ],
+    )
     p.add_argument("username", metavar="USERNAME")
     p.add_argument("--tenant", required=True)
     p.add_argument("--permission", action="append", required=True, help=scope_help)
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     p.set_defaults(func=cmd_users_create)
-    p = cmds.add_parser("list", help="list users")
+    p = add_command(cmds, "list", help="list users", examples=["ragstream users list --json"])
     p.add_argument("--tenant")
     p.set_defaults(func=cmd_users_list)
     for name, disabled in (("disable", True), ("enable", False)):
-        p = cmds.add_parser(name, help=f"{name} a user")
+        p = add_command(
+            cmds, name, help=f"{name} a user", examples=[f"ragstream users {name} alice"]
+        )
         p.add_argument("username", metavar="USERNAME")
         p.set_defaults(func=_cmd_set_disabled(disabled))
-    p = cmds.add_parser("set-permissions", help="replace a user's permissions")
+    p = add_command(
+        cmds,
+        "set-permissions",
+        help="replace a user's permissions",
+        examples=["ragstream users set-permissions alice search:read documents:write"],
+    )
     p.add_argument("username", metavar="USERNAME")
     p.add_argument("permissions", nargs="+", metavar="PERMISSION", help=scope_help)
     p.set_defaults(func=cmd_users_set_permissions)
 
-    p = sub.add_parser("login", help="log in: access + refresh token (JSON)")
+    p = add_command(
+        sub,
+        "login",
+        help="log in: access + refresh token (JSON)",
+        examples=[
+            'printf "%s\\n" "$PASSWORD" | ragstream login alice --password-stdin',
+            'printf "%s\\n" "$REFRESH_TOKEN" | ragstream login --refresh-stdin',
+        ],
+    )
     p.add_argument("username", nargs="?", metavar="USERNAME")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     p.add_argument(
@@ -314,5 +359,10 @@ def register(sub: Any) -> None:
         help="rotate the refresh token read from stdin instead of using a password",
     )
     p.set_defaults(func=cmd_login)
-    p = sub.add_parser("logout", help="revoke the session of the refresh token read from stdin")
+    p = add_command(
+        sub,
+        "logout",
+        help="revoke the session of the refresh token read from stdin",
+        examples=['printf "%s\\n" "$REFRESH_TOKEN" | ragstream logout'],
+    )
     p.set_defaults(func=cmd_logout)

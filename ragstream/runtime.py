@@ -14,17 +14,17 @@ from typing import Any
 
 import structlog
 
+from ragstream.breaker_events import BreakerEventPublisher, on_breaker_transition
 from services.auth import Authenticator
 from services.embedding import Embedder, build_embedder
 from services.indexing import Indexer
-from services.resilience import Breaker, BreakerStatus, Guarded, get_breaker_status
+from services.resilience import Breaker, Guarded
 from services.retry import Retrying
 from services.search import Searcher
 from stores.catalog import Catalog
 from stores.chroma import ChromaVectorStore
 from stores.elastic import ElasticKeywordStore
 from streams import observability
-from streams.breaker_events import BreakerEventPublisher
 from streams.errors import EmbeddingUnavailableError, StoreUnavailableError
 from streams.settings import Settings
 from streams.topics import Topics
@@ -46,7 +46,7 @@ def collection_name(prefix: str, model: str) -> str:
 
 
 class Runtime:
-    """Everything an agent needs, started lazily once."""
+    """Everything the agents need (it is their ``AgentContext``), started lazily once."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -97,10 +97,10 @@ class Runtime:
         self.breaker_events = BreakerEventPublisher(self.topics.breaker_events, worker=self.worker)
         self.breaker_events.attach(self.breakers.values())
         for breaker in self.breakers.values():
-            breaker.subscribe(observability.on_breaker_transition)
+            breaker.subscribe(on_breaker_transition)
         self.vectors: ChromaVectorStore | None = None
-        self.indexer: Indexer | None = None
-        self.searcher: Searcher | None = None
+        self._indexer: Indexer | None = None
+        self._searcher: Searcher | None = None
         self._started: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -141,7 +141,7 @@ class Runtime:
         ingest_embedder: Any = embedder
         if self.settings.embedding.provider == "openai":
             ingest_embedder = Retrying(embedder, methods=("embed",))
-        self.indexer = Indexer(
+        self._indexer = Indexer(
             catalog=catalog,
             vectors=vectors,
             keywords=keywords,
@@ -157,7 +157,7 @@ class Runtime:
             if self.query_embedder is self.embedder
             else self._embedding_proxy(self.query_embedder)
         )
-        self.searcher = Searcher(
+        self._searcher = Searcher(
             vectors=vectors,
             keywords=keywords,
             embedder=query_embedder,
@@ -176,9 +176,19 @@ class Runtime:
         guarded = Guarded(inner, self._embedding_breaker, unguarded=("aclose", "start"))
         return observability.Traced(guarded, op="embedding")
 
-    def get_breaker_status(self) -> dict[str, BreakerStatus]:
-        """State, fail counter, last failure and whether calls are allowed, per breaker."""
-        return get_breaker_status(self.breakers)
+    @property
+    def indexer(self) -> Indexer:
+        """The ingest use case; only once ``start()`` has finished."""
+        if self._indexer is None:
+            raise RuntimeError("the runtime is not started")
+        return self._indexer
+
+    @property
+    def searcher(self) -> Searcher:
+        """The search use case; only once ``start()`` has finished."""
+        if self._searcher is None:
+            raise RuntimeError("the runtime is not started")
+        return self._searcher
 
     def breaker_tags(self) -> dict[str, str]:
         """``breaker.<name>: <state>`` for every breaker (Sentry tags)."""

@@ -23,9 +23,10 @@ from schemas.breaker import BreakerEvent
 from services.resilience import Breaker, Transition
 from streams.codec import encode
 from streams.messaging import Sender
+from streams.observability import capture_message
 from streams.scrub import scrub_text
 
-__all__ = ["BreakerEventPublisher", "to_event"]
+__all__ = ["BreakerEventPublisher", "on_breaker_transition", "to_event"]
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +46,24 @@ def to_event(transition: Transition, *, worker: str) -> BreakerEvent:
             "worker": worker,
             "error": scrub_text(transition.error) if transition.error else None,
         }
+    )
+
+
+def on_breaker_transition(transition: Transition) -> None:
+    """Breaker listener: an opening is a Sentry message at warning level."""
+    if transition.new != "open":
+        return
+    capture_message(
+        f"circuit breaker {transition.breaker!r} opened",
+        level="warning",
+        tags={"breaker": transition.breaker, "breaker.from": transition.old},
+        context={
+            "breaker": {
+                "fail_counter": transition.fail_counter,
+                "error": transition.error,
+                "at": transition.at.isoformat(),
+            }
+        },
     )
 
 

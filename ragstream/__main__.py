@@ -1,0 +1,7 @@
+"""``python -m ragstream``: the ``ragstream`` command."""
+
+import sys
+
+from ragstream.cli import main
+
+sys.exit(main())

@@ -1,0 +1,78 @@
+"""``ragstream dev`` and ``ragstream worker``: run the stream processor."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ragstream.cli._env import add_command, configure_logging, fail, settings
+from streams.settings import default_data_dir
+
+__all__ = ["register"]
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run the worker against the configured services."""
+    from ragstream.app import run_worker
+    from services.auth_tokens import check_auth_settings
+
+    loaded = settings()
+    configure_logging(loaded)
+    check_auth_settings(loaded)  # fail fast, before connecting to anything
+    run_worker(loaded)
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    """Run the embedded stack plus a worker in the foreground."""
+    from ragstream.devrun import run_dev
+
+    return run_dev(
+        data_dir=Path(args.data_dir).resolve(),
+        kafka_port=args.kafka_port,
+        elasticsearch_port=args.elasticsearch_port,
+    )
+
+
+def _refusing(args: argparse.Namespace) -> int:
+    """``worker``, where a ``ConfigError`` means "refusing to start" (exit 2)."""
+    from streams.errors import ConfigError
+
+    try:
+        return cmd_worker(args)
+    except ConfigError as exc:  # unsafe or unusable settings: refuse to start, say why
+        return fail("worker", f"refusing to start: {exc}", code=2)
+
+
+def register(sub: Any) -> None:
+    """Add ``ragstream dev`` and ``ragstream worker``."""
+    p = add_command(
+        sub,
+        "dev",
+        help="run the embedded stack and a worker in the foreground",
+        description=(
+            "Start a Kafka-protocol broker, an Elasticsearch-API server, embedded Chroma, "
+            "SQLite and the local model on 127.0.0.1, then a worker; Ctrl-C stops all."
+        ),
+        examples=[
+            "ragstream dev --data-dir /tmp/rs --kafka-port 19092",
+        ],
+    )
+    p.add_argument("--data-dir", default=str(default_data_dir()), help="where the stack keeps data")
+    p.add_argument("--kafka-port", type=int, default=9092, help="broker port (default 9092)")
+    p.add_argument(
+        "--elasticsearch-port", type=int, default=9200, help="Elasticsearch API port (default 9200)"
+    )
+    p.set_defaults(func=cmd_dev)
+
+    p = add_command(
+        sub,
+        "worker",
+        help="run only the worker against configured services",
+        description="Run one worker; configure it with environment variables (README).",
+        examples=[
+            "KAFKA_BOOTSTRAP_SERVERS=kafka:9092 ELASTICSEARCH_URL=http://es:9200 ragstream worker",
+        ],
+    )
+    p.set_defaults(func=_refusing)
