@@ -348,7 +348,8 @@ def describe_settings_error(exc: Exception) -> str:
     if not isinstance(exc, ValidationError):
         return str(exc)
     if not _SECTIONS:
-        _SECTIONS.update({cls.__name__: cls for cls in (Settings, *Settings._sections())})
+        sections: list[type[BaseSettings]] = [Settings, *Settings._sections()]
+        _SECTIONS.update({cls.__name__: cls for cls in sections})
     section = _SECTIONS.get(exc.title)
     parts = []
     for error in exc.errors(include_url=False, include_input=False):
