@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from typing import Any
 
@@ -14,31 +13,7 @@ from structlog.testing import capture_logs
 from ragstream.breaker_events import BreakerEventPublisher
 from services.resilience import Breaker, get_breaker_status
 from streams.errors import StoreUnavailableError
-
-
-class FakeProducer:
-    """Records sends; fails the first ``fail`` of them with ``error``."""
-
-    def __init__(self, *, fail: int = 0, error: BaseException | None = None) -> None:
-        self.sent: list[tuple[str, bytes | None, dict[str, Any]]] = []
-        self.fail = fail
-        self.error = error or KafkaConnectionError("broker down")
-        self.calls = 0
-
-    async def send_and_wait(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        partition: int | None,
-        timestamp: float | None,
-        headers: Any,
-    ) -> None:
-        self.calls += 1
-        if self.calls <= self.fail:
-            raise self.error
-        assert value is not None
-        self.sent.append((topic, key, json.loads(value)))
+from tests.fakes import FakeProducer
 
 
 def _breaker(name: str = "elasticsearch", fail_max: int = 2) -> Breaker:
@@ -91,14 +66,14 @@ async def test_every_transition_is_published_in_order_with_key_and_scrubbed_erro
         assert await publisher.drain(timeout_s=5)
     finally:
         task.cancel()
-    events = [value for _, _, value in producer.sent]
+    events = producer.values()
     assert [(e["from"], e["to"]) for e in events] == [
         ("closed", "open"),
         ("open", "half-open"),
         ("half-open", "closed"),
     ]
-    assert {topic for topic, _, _ in producer.sent} == {"p.breaker-events"}
-    assert {key for _, key, _ in producer.sent} == {b"elasticsearch"}
+    assert {s.topic for s in producer.sent} == {"p.breaker-events"}
+    assert {s.key for s in producer.sent} == {b"elasticsearch"}
     first = events[0]
     assert first["schema"] == "ragstream.breaker-event.v1" and first["worker"] == "host:1"
     assert first["fail_counter"] == 2 and (first["at"].endswith("Z") or "+00:00" in first["at"])
@@ -111,7 +86,7 @@ async def test_every_transition_is_published_in_order_with_key_and_scrubbed_erro
 
 async def test_send_failures_are_retried_until_the_broker_takes_the_event() -> None:
     """A broker that refuses three times still gets the event, once."""
-    producer = FakeProducer(fail=3)
+    producer = FakeProducer(fail=3, error=KafkaConnectionError("broker down"))
     publisher = BreakerEventPublisher(
         "t", worker="w", producer=lambda: producer, retry_initial_s=0.01
     )
@@ -145,7 +120,7 @@ async def test_events_before_the_task_starts_and_from_other_threads_are_kept() -
         await _until(lambda: len(producer.sent) == 2)
     finally:
         task.cancel()
-    assert [key for _, key, _ in producer.sent] == [b"vectordb", b"openai"]
+    assert [s.key for s in producer.sent] == [b"vectordb", b"openai"]
 
 
 async def test_the_publishers_death_is_loud() -> None:

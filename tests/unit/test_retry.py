@@ -14,20 +14,7 @@ from streams.errors import (
     EmbeddingUnavailableError,
     StoreUnavailableError,
 )
-
-
-class Flaky:
-    """Raises the given errors in turn, then answers ``"ok"``."""
-
-    def __init__(self, *errors: BaseException) -> None:
-        self.errors = list(errors)
-        self.calls = 0
-
-    async def __call__(self) -> str:
-        self.calls += 1
-        if self.errors:
-            raise self.errors.pop(0)
-        return "ok"
+from tests.fakes import FlakyCall
 
 
 class Sleeps:
@@ -42,14 +29,17 @@ class Sleeps:
 
 async def test_transient_errors_are_retried_with_exponential_backoff() -> None:
     """Two 503s then success: two waits of 1 s and 2 s (no jitter)."""
-    func, sleep = Flaky(EmbeddingUnavailableError("503"), StoreUnavailableError("reset")), Sleeps()
+    func, sleep = (
+        FlakyCall(EmbeddingUnavailableError("503"), StoreUnavailableError("reset")),
+        Sleeps(),
+    )
     assert await retry_with_backoff(func, jitter=False, sleep=sleep) == "ok"
     assert func.calls == 3 and sleep.waits == [1.0, 2.0]
 
 
 async def test_gives_up_after_max_retries_with_the_last_error() -> None:
     """``max_retries`` retries, then the error propagates."""
-    func, sleep = Flaky(*[EmbeddingUnavailableError(f"503 #{i}") for i in range(5)]), Sleeps()
+    func, sleep = FlakyCall(*[EmbeddingUnavailableError(f"503 #{i}") for i in range(5)]), Sleeps()
     with pytest.raises(EmbeddingUnavailableError, match="#3"):
         await retry_with_backoff(
             func, max_retries=3, initial_delay_s=0.5, exponential_base=3, jitter=False, sleep=sleep
@@ -59,7 +49,7 @@ async def test_gives_up_after_max_retries_with_the_last_error() -> None:
 
 async def test_retry_after_of_a_429_is_the_least_wait() -> None:
     """A 429 asking for 7 s waits 7 s even though the backoff says 1 s."""
-    func, sleep = Flaky(EmbeddingUnavailableError("429", retry_after_s=7.0)), Sleeps()
+    func, sleep = FlakyCall(EmbeddingUnavailableError("429", retry_after_s=7.0)), Sleeps()
     assert await retry_with_backoff(func, jitter=False, sleep=sleep) == "ok"
     assert sleep.waits == [7.0]
 
@@ -74,7 +64,7 @@ async def test_retry_after_of_a_429_is_the_least_wait() -> None:
 )
 async def test_open_breakers_business_errors_and_bugs_are_never_retried(error: Exception) -> None:
     """One call, no wait, the same error."""
-    func, sleep = Flaky(error), Sleeps()
+    func, sleep = FlakyCall(error), Sleeps()
     with pytest.raises(type(error)):
         await retry_with_backoff(func, sleep=sleep)
     assert func.calls == 1 and sleep.waits == []

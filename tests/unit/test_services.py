@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
-
 import pytest
 
 from schemas.document import DocumentDelete, DocumentUpsert
@@ -16,45 +13,19 @@ from stores.catalog_memory import MemoryCatalog
 from stores.memory import MemoryKeywordStore, MemoryVectorStore
 from streams.errors import SchemaValidationError, StoreRejectedError, StoreUnavailableError
 from streams.settings import IngestSettings, SearchSettings
-
-
-class BagOfWordsEmbedder:
-    """A deterministic toy embedder: hashed word counts, L2-normalised (no model needed)."""
-
-    name = "bag-of-words-16"
-    dimensions = 16
-
-    def __init__(self) -> None:
-        self.calls: list[int] = []
-
-    async def start(self) -> None:
-        return None
-
-    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        self.calls.append(len(texts))
-        out = []
-        for text in texts:
-            vec = [0.0] * self.dimensions
-            for word in text.lower().split():
-                vec[int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dimensions] += 1.0  # noqa: S324
-            norm = sum(v * v for v in vec) ** 0.5 or 1.0
-            out.append([v / norm for v in vec])
-        return out
-
-    async def aclose(self) -> None:
-        return None
+from tests.fakes import FakeEmbedder
 
 
 @pytest.fixture
 def parts() -> tuple[
-    Indexer, Searcher, MemoryVectorStore, MemoryKeywordStore, MemoryCatalog, BagOfWordsEmbedder
+    Indexer, Searcher, MemoryVectorStore, MemoryKeywordStore, MemoryCatalog, FakeEmbedder
 ]:
     """An indexer and a searcher sharing in-memory stores."""
     vectors, keywords, catalog, embedder = (
         MemoryVectorStore(),
         MemoryKeywordStore(),
         MemoryCatalog(),
-        BagOfWordsEmbedder(),
+        FakeEmbedder(),
     )
     indexer = Indexer(
         catalog=catalog,
@@ -235,9 +206,9 @@ class _PickyKeywordStore(MemoryKeywordStore):
 
 def _batch_indexer(
     keywords: MemoryKeywordStore | None = None,
-    ahead_embedder: BagOfWordsEmbedder | None = None,
-) -> tuple[Indexer, MemoryVectorStore, MemoryKeywordStore, _CountingCatalog, BagOfWordsEmbedder]:
-    vectors, catalog, embedder = MemoryVectorStore(), _CountingCatalog(), BagOfWordsEmbedder()
+    ahead_embedder: FakeEmbedder | None = None,
+) -> tuple[Indexer, MemoryVectorStore, MemoryKeywordStore, _CountingCatalog, FakeEmbedder]:
+    vectors, catalog, embedder = MemoryVectorStore(), _CountingCatalog(), FakeEmbedder()
     keywords = keywords or MemoryKeywordStore()
     indexer = Indexer(
         catalog=catalog,
@@ -397,7 +368,7 @@ async def test_a_stale_look_ahead_never_skips_a_document() -> None:
 
 async def test_embed_ahead_uses_its_own_embedder() -> None:
     """The look-ahead embeds through ``ahead_embedder`` (no retries), the in-order pass not."""
-    ahead = BagOfWordsEmbedder()
+    ahead = FakeEmbedder()
     indexer, _, _, _, in_order = _batch_indexer(ahead_embedder=ahead)
     first, second = _doc(_words(30), "a"), _doc(_words(30, "v"), "b")
     embedded = await indexer.embed_ahead([first])
