@@ -138,7 +138,17 @@ class AuthStoreContract:
         with pytest.raises(StoreRejectedError):
             await auth_store.add_refresh_token(token)
 
-    async def test_start_is_idempotent_and_ping_answers(self, auth_store: Any) -> None:
-        """A second ``start`` is harmless and ``ping`` succeeds."""
+    async def test_start_is_idempotent_and_ping_answers_until_closed(self, auth_store: Any) -> None:
+        """A second ``start`` keeps the rows; ``ping`` answers while open, refuses once closed."""
+        user = _user(_id())
+        await auth_store.add_user(user)
         await auth_store.start()
-        await auth_store.ping()
+        await auth_store.start()
+        assert await auth_store.get_user(user.username) == user
+        assert await auth_store.ping() is None
+        await auth_store.aclose()
+        await auth_store.aclose()  # idempotent
+        with pytest.raises(RuntimeError, match="closed"):
+            await auth_store.ping()
+        with pytest.raises(RuntimeError, match="closed"):
+            await auth_store.get_user(user.username)

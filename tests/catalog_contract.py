@@ -193,7 +193,17 @@ class CatalogContract:
             await catalog.upsert(make_record(tenant, "d", chunk_count=-1))
         assert await catalog.get(tenant, "d") is None
 
-    async def test_start_is_idempotent_and_ping_answers(self, catalog: Any) -> None:
-        """A second ``start`` is harmless and ``ping`` succeeds on a healthy catalog."""
+    async def test_start_is_idempotent_and_ping_answers_until_closed(self, catalog: Any) -> None:
+        """A second ``start`` keeps the rows; ``ping`` answers while open, refuses once closed."""
+        tenant = new_tenant()
+        await catalog.upsert(make_record(tenant, "d"))
         await catalog.start()
-        await catalog.ping()
+        await catalog.start()
+        assert (await catalog.get(tenant, "d")) is not None
+        assert await catalog.ping() is None
+        await catalog.aclose()
+        await catalog.aclose()  # idempotent
+        with pytest.raises(RuntimeError, match="closed"):
+            await catalog.ping()
+        with pytest.raises(RuntimeError, match="closed"):
+            await catalog.upsert(make_record(tenant, "e"))

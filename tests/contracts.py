@@ -1,12 +1,15 @@
 """The store contract suites: one set of behaviour tests for every implementation.
 
 A test module subclasses ``VectorStoreContract`` or ``KeywordStoreContract`` and provides a
-``store`` fixture yielding a started, empty store; the same tests then run against the memory
+``store`` fixture yielding a started, empty store, and an ``unreachable`` fixture yielding one
+whose backend is down; the same tests then run against the memory
 fakes (``tests/unit``) and the real Chroma and Elasticsearch (``tests/integration``).
 """
 
 from __future__ import annotations
 
+import inspect
+import socket
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,8 +17,17 @@ import pytest
 
 from schemas.chunks import Chunk, ScoredChunk
 from stores.base import Filters, KeywordStore, VectorStore
+from streams.errors import StoreUnavailableError
 
-__all__ = ["DIM", "KeywordStoreContract", "VectorStoreContract", "make_chunk", "vector_for"]
+__all__ = [
+    "DIM",
+    "KeywordStoreContract",
+    "VectorStoreContract",
+    "closed_port",
+    "make_chunk",
+    "protocol_mismatches",
+    "vector_for",
+]
 
 DIM = 8
 """Dimension of the hand-made test embeddings."""
@@ -29,6 +41,42 @@ def vector_for(n: int) -> list[float]:
     vector = [0.1] * DIM
     vector[n % DIM] = 1.0
     return vector
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _shape(function: Any) -> list[tuple[str, Any, Any]]:
+    """Name, kind and default of each parameter after ``self``."""
+    parameters = list(inspect.signature(function).parameters.values())[1:]
+    return [(p.name, p.kind, p.default) for p in parameters]
+
+
+def protocol_mismatches(implementation: Any, protocol: type) -> list[str]:
+    """How ``implementation``'s methods differ from ``protocol``'s: a missing method, a sync
+    one where the protocol's is async (or the reverse), or other parameters (names, kinds,
+    defaults; extra optional parameters are allowed). Empty when it conforms."""
+    cls = implementation if isinstance(implementation, type) else type(implementation)
+    problems = []
+    for name, wanted in vars(protocol).items():
+        if name.startswith("_") or not inspect.isfunction(wanted):
+            continue
+        got = getattr(cls, name, None)
+        if got is None or not callable(got):
+            problems.append(f"{name}: missing")
+            continue
+        if inspect.iscoroutinefunction(wanted) != inspect.iscoroutinefunction(got):
+            problems.append(f"{name}: async differs")
+        expected = _shape(wanted)
+        names = {n for n, _, _ in expected}
+        actual = [p for p in _shape(got) if p[0] in names or p[2] is inspect.Parameter.empty]
+        if actual != expected:
+            problems.append(f"{name}: parameters {actual} differ from {expected}")
+    return problems
 
 
 def make_chunk(
@@ -66,6 +114,16 @@ class _StoreContract:
 
     async def ids(self, store: Any, tenant: str, filters: Filters | None = None) -> set[str]:
         return {hit.chunk.id for hit in await self.find(store, tenant, filters=filters)}
+
+    async def test_ping_answers_only_when_the_store_is_reachable(
+        self, store: Any, unreachable: Any
+    ) -> None:
+        """``ping`` returns on a live store and raises the retriable ``StoreUnavailableError``
+        on one whose backend is unreachable."""
+        assert await store.ping() is None
+        with pytest.raises(StoreUnavailableError) as info:
+            await unreachable.ping()
+        assert info.value.retriable
 
     async def test_start_is_idempotent(self, store: Any) -> None:
         """Starting a started store again changes nothing and keeps its chunks."""
@@ -217,9 +275,9 @@ class VectorStoreContract(_StoreContract):
     ) -> list[ScoredChunk]:
         return await store.query(tenant, [1.0] * DIM, top_k=top_k, filters=filters or {})
 
-    async def test_implements_the_protocol(self, store: VectorStore) -> None:
-        """The store satisfies the runtime-checkable VectorStore protocol."""
-        assert isinstance(store, VectorStore)
+    async def test_methods_match_the_protocol(self, store: VectorStore) -> None:
+        """Every ``VectorStore`` method exists, is async and takes the protocol's parameters."""
+        assert protocol_mismatches(store, VectorStore) == []
 
     async def test_most_similar_chunk_ranks_first(self, store: VectorStore) -> None:
         """Querying with a chunk's own vector returns it first, with cosine similarity ~1."""
@@ -261,9 +319,9 @@ class KeywordStoreContract(_StoreContract):
     ) -> list[ScoredChunk]:
         return await store.search(tenant, COMMON, top_k=top_k, filters=filters or {})
 
-    async def test_implements_the_protocol(self, store: KeywordStore) -> None:
-        """The store satisfies the runtime-checkable KeywordStore protocol."""
-        assert isinstance(store, KeywordStore)
+    async def test_methods_match_the_protocol(self, store: KeywordStore) -> None:
+        """Every ``KeywordStore`` method exists, is async and takes the protocol's parameters."""
+        assert protocol_mismatches(store, KeywordStore) == []
 
     async def test_best_match_ranks_first(self, store: KeywordStore) -> None:
         """The chunk repeating the rare query term ranks above one mentioning it once."""

@@ -20,7 +20,13 @@ from elasticsearch import AsyncElasticsearch
 from stores.chroma import ChromaVectorStore
 from stores.elastic import ElasticKeywordStore
 from streams.errors import StoreRejectedError
-from tests.contracts import KeywordStoreContract, VectorStoreContract, make_chunk, vector_for
+from tests.contracts import (
+    KeywordStoreContract,
+    VectorStoreContract,
+    closed_port,
+    make_chunk,
+    vector_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -57,15 +63,18 @@ class TestElasticKeywordStore(KeywordStoreContract):
     async def store(self, elastic_store: ElasticKeywordStore) -> ElasticKeywordStore:
         return elastic_store
 
+    @pytest.fixture
+    async def unreachable(self) -> AsyncIterator[ElasticKeywordStore]:
+        """A store pointed at a closed port."""
+        store = ElasticKeywordStore(url=f"http://127.0.0.1:{closed_port()}", index=_name("x"))
+        yield store
+        await store.aclose()
+
     async def test_metadata_type_conflict_is_rejected(self, store: ElasticKeywordStore) -> None:
         """A metadata value whose type contradicts the index mapping raises StoreRejectedError."""
         await store.upsert([make_chunk(n=0, metadata={"year": 2024})])
         with pytest.raises(StoreRejectedError, match="year"):
             await store.upsert([make_chunk(n=1, metadata={"year": "last year"})])
-
-    async def test_ping_succeeds(self, store: ElasticKeywordStore) -> None:
-        """ping() on a running server returns without raising."""
-        await store.ping()
 
     async def test_search_before_start_is_rejected(self, elasticsearch_url: str) -> None:
         """Searching an index that was never created is a rejection (404), not an outage."""
@@ -87,6 +96,13 @@ class TestChromaEmbedded(VectorStoreContract):
         yield store
         await store.aclose()
 
+    @pytest.fixture
+    async def unreachable(self, tmp_path: Path) -> ChromaVectorStore:
+        """An embedded store that was closed: its files are out of reach."""
+        store = ChromaVectorStore(collection=_name("vectors"), path=tmp_path / "gone")
+        await store.aclose()
+        return store
+
 
 class TestChromaServer(VectorStoreContract):
     """The vector contract against a Chroma server (``chroma run``)."""
@@ -99,9 +115,12 @@ class TestChromaServer(VectorStoreContract):
         await store.aclose()
         await asyncio.to_thread(_drop_collection, chroma_url, store.collection_name)
 
-    async def test_ping_succeeds(self, store: ChromaVectorStore) -> None:
-        """ping() on a running server returns without raising."""
-        await store.ping()
+    @pytest.fixture
+    async def unreachable(self) -> AsyncIterator[ChromaVectorStore]:
+        """A store pointed at a closed port."""
+        store = ChromaVectorStore(collection=_name("x"), url=f"http://127.0.0.1:{closed_port()}")
+        yield store
+        await store.aclose()
 
     async def test_wrong_dimension_is_rejected(self, store: ChromaVectorStore) -> None:
         """A query vector of another dimension than the collection's raises StoreRejectedError."""

@@ -113,16 +113,21 @@ async def test_max_items_must_be_positive() -> None:
 async def test_prepared_ahead_keeps_order_and_prepares_one_step_ahead() -> None:
     """Item k + 1 is prepared while the consumer still works on item k; never two ahead."""
     prepared: list[int] = []
+    ready = [asyncio.Event() for _ in range(4)]
 
     async def prepare(i: int) -> str:
         prepared.append(i)
+        ready[i].set()
         return f"p{i}"
 
     got: list[tuple[int, str]] = []
     async with aclosing(prepared_ahead(_items(4), prepare)) as ahead:
         async for item, result in ahead:
             got.append((item, result))
-            await asyncio.sleep(0.01)  # the consumer works on item k
+            if item + 1 < 4:  # the consumer works on item k until k + 1 has been prepared
+                await asyncio.wait_for(ready[item + 1].wait(), 5)
+            for _ in range(20):  # give a second look-ahead every chance to run (no clock)
+                await asyncio.sleep(0)
             assert prepared == list(range(min(item + 2, 4)))  # k + 1 is ready, k + 2 is not
     assert got == [(0, "p0"), (1, "p1"), (2, "p2"), (3, "p3")]
 

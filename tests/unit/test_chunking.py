@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import json
+import os
+import random
+import subprocess
+import sys
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -54,10 +60,62 @@ def test_chunks_respect_size_overlap_and_word_boundaries(
         assert prev.end - nxt.start <= overlap
 
 
-@given(text=texts)
-def test_split_is_deterministic(text: str) -> None:
-    """The same text gives the same chunks, so chunk ids are stable across replays."""
-    assert split_text(text, size=100, overlap=20) == split_text(text, size=100, overlap=20)
+_CHUNK_IDS = """
+import json, sys
+from schemas.document import DocumentUpsert
+from services.indexing import Indexer, content_hash
+from streams.settings import IngestSettings
+
+settings = IngestSettings(chunk_size=100, chunk_overlap=20)
+indexer = Indexer(catalog=None, vectors=None, keywords=None, embedder=None, settings=settings)
+out = []
+for fields in json.load(sys.stdin):
+    doc = DocumentUpsert(**fields)
+    chunks = [(c.id, c.start, c.text) for c in indexer.chunk(doc)]
+    digest = content_hash(doc, model="m", chunk_size=100, chunk_overlap=20)
+    out.append([chunks, digest])
+json.dump(out, sys.stdout)
+"""
+
+
+def _chunk_ids_in_a_new_process(docs: list[dict[str, Any]], *, hash_seed: str) -> Any:
+    """Chunk ids, offsets, texts and content hash of ``docs``, computed by a fresh interpreter."""
+    env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+    done = subprocess.run(
+        [sys.executable, "-c", _CHUNK_IDS],
+        input=json.dumps(docs),
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+        timeout=120,
+    )
+    return json.loads(done.stdout)
+
+
+def test_chunk_ids_and_hashes_are_the_same_in_every_process() -> None:
+    """Two interpreters with different hash seeds cut the same chunks, ids and content hashes,
+    so a replay on another worker overwrites instead of duplicating."""
+    rng = random.Random(20240521)
+    vocabulary = ["kafka", "offset", "Ünïcödé", "東京", "x" * 130, "a", "b-c", "d_e", "\n\n"]
+    docs = []
+    for i in range(40):
+        words = [rng.choice(vocabulary) for _ in range(rng.randint(1, 120))]
+        keys = rng.sample(["lang", "year", "kind", "team", "z", "a"], k=rng.randint(0, 6))
+        docs.append(
+            {
+                "id": f"doc-{i}",
+                "tenant": rng.choice(["acme", "globex"]),
+                "title": rng.choice(["", "Title", "Café"]),
+                "text": " ".join(words),
+                "metadata": {key: rng.choice([1, "v", True, 2.5]) for key in keys},
+            }
+        )
+    first = _chunk_ids_in_a_new_process(docs, hash_seed="1")
+    second = _chunk_ids_in_a_new_process(docs, hash_seed="2")
+    assert first == second
+    assert sum(len(chunks) for chunks, _ in first) > len(docs)  # several chunks per document
+    assert len({digest for _, digest in first}) == len(docs)
 
 
 def test_long_word_is_the_only_mid_word_cut() -> None:

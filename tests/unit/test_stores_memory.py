@@ -7,8 +7,15 @@ from collections.abc import AsyncIterator
 import pytest
 
 from stores import MemoryKeywordStore, MemoryVectorStore
+from stores.base import VectorStore
 from streams.errors import StoreRejectedError, StoreUnavailableError
-from tests.contracts import KeywordStoreContract, VectorStoreContract, make_chunk, vector_for
+from tests.contracts import (
+    KeywordStoreContract,
+    VectorStoreContract,
+    make_chunk,
+    protocol_mismatches,
+    vector_for,
+)
 
 
 class TestMemoryVectorStore(VectorStoreContract):
@@ -21,6 +28,13 @@ class TestMemoryVectorStore(VectorStoreContract):
         yield store
         await store.aclose()
 
+    @pytest.fixture
+    def unreachable(self) -> MemoryVectorStore:
+        """A fake whose outage switch is on."""
+        store = MemoryVectorStore()
+        store.error = StoreUnavailableError("down")
+        return store
+
 
 class TestMemoryKeywordStore(KeywordStoreContract):
     """The keyword contract against ``MemoryKeywordStore``."""
@@ -31,6 +45,13 @@ class TestMemoryKeywordStore(KeywordStoreContract):
         await store.start()
         yield store
         await store.aclose()
+
+    @pytest.fixture
+    def unreachable(self) -> MemoryKeywordStore:
+        """A fake whose outage switch is on."""
+        store = MemoryKeywordStore()
+        store.error = StoreUnavailableError("down")
+        return store
 
 
 @pytest.mark.parametrize(
@@ -89,3 +110,19 @@ async def test_stored_metadata_is_a_copy() -> None:
     chunk.metadata["lang"] = "fr"
     [hit] = await store.search("acme", "common", top_k=1)
     assert hit.chunk.metadata == {"lang": "en"}
+
+
+def test_protocol_check_finds_each_kind_of_mismatch() -> None:
+    """A missing method, a sync method and a renamed parameter are each reported."""
+
+    class Off(MemoryVectorStore):
+        def ping(self) -> None:  # type: ignore[override]
+            """Sync, where the protocol's is async."""
+
+        async def delete_document(self, tenant: str, doc_id: str, *, upto: int = 0) -> None:  # type: ignore[override]
+            """A renamed parameter."""
+
+    broken = type("NoCount", (Off,), {"count": None})
+    problems = protocol_mismatches(broken, VectorStore)
+    assert [p.split(":")[0] for p in problems] == ["delete_document", "count", "ping"]
+    assert protocol_mismatches(MemoryVectorStore, VectorStore) == []
