@@ -21,7 +21,8 @@ from services.indexing import Indexer
 from services.resilience import Breaker, Guarded
 from services.retry import Retrying
 from services.search import Searcher
-from stores.catalog import Catalog
+from stores.base import Catalog
+from stores.catalog import SqlCatalog
 from stores.chroma import ChromaVectorStore
 from stores.elastic import ElasticKeywordStore
 from streams import observability
@@ -58,7 +59,7 @@ class Runtime:
         self.query_embedder: Embedder = (
             build_embedder(settings) if settings.embedding.provider == "local" else self.embedder
         )
-        self.catalog = Catalog.from_settings(settings)
+        self.catalog: Catalog = SqlCatalog.from_settings(settings)
         # Refuses unusable (or, in production, unsafe) auth settings: the worker does not start.
         self.auth = Authenticator.from_settings(settings)
         self.keywords = ElasticKeywordStore(

@@ -12,13 +12,13 @@ Credentials never appear in an error message or a log line.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 
 from services.auth_accounts import SCOPES, Accounts
 from services.auth_tokens import TokenMinter, TokenVerifier, check_auth_settings
-from stores.auth_store import AuthStore
+from stores.auth_store import SqlAuthStore
+from stores.base import AuthStore
 from streams.errors import AuthenticationError, AuthorizationError, ConfigError
 from streams.settings import Settings
 
@@ -99,14 +99,14 @@ class Authenticator:
         self.accounts = accounts
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, store: Any = None) -> Authenticator:
+    def from_settings(cls, settings: Settings, *, store: AuthStore | None = None) -> Authenticator:
         """Check the settings (refusing unsafe ones in production) and build the authenticator."""
         for warning in check_auth_settings(settings):
             log.warning("auth_settings_warning", warning=warning)
         auth = settings.security
         needs_store = auth.required or auth.default_admin_password is not None
         if store is None and needs_store:
-            store = AuthStore.from_settings(settings)
+            store = SqlAuthStore.from_settings(settings)
         minter = None
         if auth.default_admin_password is not None or auth.required:
             try:

@@ -1,7 +1,7 @@
 """API keys, users and login sessions: the use cases behind ``ragstream apikey|users|login``.
 
-Sits between the CLI (and the worker's authenticator) and ``stores.auth_store``. Secrets
-are hashed here: API-key secrets and passwords with bcrypt (run in a thread, never on the
+Sits between the CLI (and the worker's authenticator) and an ``AuthStore`` (``stores.base``).
+Secrets are hashed here: API-key secrets and passwords with bcrypt (run in a thread, never on the
 event loop), refresh tokens (random, 256 bits) with SHA-256. An API key's bcrypt check is
 remembered per key, so a busy producer costs one SQL lookup per message, and revoking a
 key takes effect on the next message.
@@ -20,7 +20,7 @@ from typing import Any
 
 import bcrypt
 
-from stores.auth_store import ApiKeyRecord, RefreshTokenRecord, SessionRecord, UserRecord
+from stores.base import ApiKeyRecord, AuthStore, RefreshTokenRecord, SessionRecord, UserRecord
 from streams.errors import AuthenticationError, SchemaValidationError
 from streams.settings import AuthSettings
 
@@ -94,7 +94,7 @@ class Identity:
 class Accounts:
     """API keys, users and sessions on an auth store (SQL or memory)."""
 
-    def __init__(self, store: Any, settings: AuthSettings, *, minter: Any = None) -> None:
+    def __init__(self, store: AuthStore, settings: AuthSettings, *, minter: Any = None) -> None:
         self.store = store
         self._settings = settings
         self._minter = minter

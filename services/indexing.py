@@ -23,8 +23,7 @@ from streams.settings import IngestSettings
 
 if TYPE_CHECKING:
     from services.embedding import Embedder
-    from stores.base import KeywordStore, VectorStore
-    from stores.catalog import Catalog
+    from stores.base import Catalog, KeywordStore, VectorStore
 
 __all__ = ["IndexOutcome", "Indexer", "content_hash"]
 

@@ -3,13 +3,13 @@
 A sibling of ``stores.catalog`` (same URL, same error mapping: every database exception
 leaves as ``StoreUnavailableError`` or ``StoreRejectedError``). It stores only hashes:
 bcrypt hashes of API-key secrets and passwords (computed by ``services.auth_accounts``)
-and SHA-256 digests of refresh tokens. ``stores.auth_memory`` is its in-memory fake.
+and SHA-256 digests of refresh tokens. ``SqlAuthStore`` implements the ``stores.base.AuthStore``
+protocol (whose records it re-exports); ``stores.memory_auth`` is its in-memory fake.
 """
 
 from __future__ import annotations
 
 import builtins
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -27,62 +27,17 @@ from sqlalchemy import (
 
 # The catalog's one error mapping and column type are shared, not copied.
 from stores._sql import SqlStore, UTCDateTime
+from stores.base import ApiKeyRecord, RefreshTokenRecord, SessionRecord, UserRecord
 from streams.settings import Settings
 
 __all__ = [
     "ApiKeyRecord",
-    "AuthStore",
     "RefreshTokenRecord",
     "SessionRecord",
+    "SqlAuthStore",
     "UserRecord",
     "auth_metadata",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class ApiKeyRecord:
-    """An API key: ``key_id`` is the public part of the key, ``secret_hash`` its bcrypt hash."""
-
-    key_id: str
-    tenant: str
-    scopes: tuple[str, ...]
-    secret_hash: str
-    name: str
-    created_at: datetime
-    revoked_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class UserRecord:
-    """A user who may ``ragstream login``; tokens carry ``sub = user:<username>``."""
-
-    username: str
-    tenant: str
-    permissions: tuple[str, ...]
-    password_hash: str
-    created_at: datetime
-    disabled: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class SessionRecord:
-    """A login session: the family of refresh tokens one login started (``sid`` in tokens)."""
-
-    session_id: str
-    username: str
-    created_at: datetime
-    revoked_at: datetime | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RefreshTokenRecord:
-    """One refresh token (by SHA-256 digest), usable once."""
-
-    token_hash: str
-    session_id: str
-    expires_at: datetime
-    created_at: datetime
-    used_at: datetime | None = None
 
 
 auth_metadata = MetaData()
@@ -133,7 +88,7 @@ def _words(value: str) -> tuple[str, ...]:
     return tuple(value.split())
 
 
-class AuthStore(SqlStore):
+class SqlAuthStore(SqlStore):
     """API keys, users and sessions in a SQL database, behind one async engine."""
 
     def __init__(self, *, url: str, pool_size: int = 5, max_overflow: int = 10) -> None:
@@ -146,7 +101,7 @@ class AuthStore(SqlStore):
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> AuthStore:
+    def from_settings(cls, settings: Settings) -> SqlAuthStore:
         """The auth store in the catalog's database."""
         return cls(url=settings.database_url)
 

@@ -3,6 +3,8 @@
 The indexing service reads it to skip unchanged documents and writes it last, after both
 search stores. Every driver and SQLAlchemy exception is translated by ``stores._sql``, the one
 place where they become ``StoreUnavailableError`` (retriable) or ``StoreRejectedError``.
+``SqlCatalog`` implements the ``stores.base.Catalog`` protocol; ``stores.memory_catalog`` is
+its in-memory fake.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from schemas.chunks import DocumentRecord
 from stores._sql import SqlStore, UTCDateTime
 from streams.settings import Settings
 
-__all__ = ["Catalog", "documents", "metadata"]
+__all__ = ["SqlCatalog", "documents", "metadata"]
 
 _KEYS_PER_QUERY = 1000
 """``get_many`` and ``delete_many`` split larger key lists (bind-parameter limits: SQLite
@@ -72,7 +74,7 @@ def _record(row: Any) -> DocumentRecord:
     )
 
 
-class Catalog(SqlStore):
+class SqlCatalog(SqlStore):
     """The document catalog in a SQL database, behind one async engine."""
 
     def __init__(
@@ -97,7 +99,7 @@ class Catalog(SqlStore):
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Catalog:
+    def from_settings(cls, settings: Settings) -> SqlCatalog:
         """A catalog on ``settings.database_url`` with the pool settings."""
         db = settings.database
         return cls(

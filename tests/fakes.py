@@ -19,8 +19,8 @@ from schemas.headers import Headers
 from services.auth import Authenticator
 from services.indexing import Indexer
 from services.search import Searcher
-from stores.catalog_memory import MemoryCatalog
 from stores.memory import MemoryKeywordStore, MemoryVectorStore
+from stores.memory_catalog import MemoryCatalog
 from streams.codec import HeaderList
 from streams.settings import IngestSettings, KafkaSettings, SearchSettings, Settings
 from streams.topics import Topics

@@ -21,7 +21,7 @@ from ragstream.cli import _env
 from ragstream.cli._env import add_command
 from services.auth_accounts import SCOPES, Accounts, check_scopes
 from services.auth_tokens import TokenMinter
-from stores.auth_store import AuthStore
+from stores.auth_store import SqlAuthStore
 from streams.errors import RagstreamError
 
 __all__ = ["parse_ttl", "register"]
@@ -48,7 +48,7 @@ def _run(work: Callable[[Accounts], Awaitable[int]], *, minter: bool = False) ->
     settings = _env.settings()
 
     async def main() -> int:
-        store = AuthStore.from_settings(settings)
+        store = SqlAuthStore.from_settings(settings)
         try:
             await store.start()
             mint = TokenMinter(settings.security) if minter else None

@@ -8,18 +8,18 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from stores.catalog import Catalog
+from stores.catalog import SqlCatalog
 from streams.errors import StoreUnavailableError
-from tests.catalog_contract import CatalogContract, make_record, new_tenant
+from tests.contract_catalog import CatalogContract, make_record, new_tenant
 
 
 class TestSQLiteCatalog(CatalogContract):
     """The shared contract on a SQLite file per test."""
 
     @pytest.fixture
-    async def catalog(self, sqlite_url: str) -> AsyncIterator[Catalog]:
-        """A started Catalog on a new SQLite file."""
-        catalog = Catalog(url=sqlite_url)
+    async def catalog(self, sqlite_url: str) -> AsyncIterator[SqlCatalog]:
+        """A started SqlCatalog on a new SQLite file."""
+        catalog = SqlCatalog(url=sqlite_url)
         await catalog.start()
         yield catalog
         await catalog.aclose()
@@ -29,9 +29,9 @@ class TestPostgresCatalog(CatalogContract):
     """The shared contract on the session's PostgreSQL database."""
 
     @pytest.fixture
-    async def catalog(self, postgres_url: str) -> AsyncIterator[Catalog]:
-        """A started Catalog on the session database (tests use distinct tenants)."""
-        catalog = Catalog(url=postgres_url, pool_size=5, max_overflow=5)
+    async def catalog(self, postgres_url: str) -> AsyncIterator[SqlCatalog]:
+        """A started SqlCatalog on the session database (tests use distinct tenants)."""
+        catalog = SqlCatalog(url=postgres_url, pool_size=5, max_overflow=5)
         await catalog.start()
         yield catalog
         await catalog.aclose()
@@ -54,7 +54,7 @@ def _closed_port() -> int:
 )
 async def test_postgres_on_a_closed_port_is_unavailable(call: str) -> None:
     """Nothing listening: every call fails as StoreUnavailableError, never a driver error."""
-    catalog = Catalog(url=f"postgresql+asyncpg://postgres@127.0.0.1:{_closed_port()}/test")
+    catalog = SqlCatalog(url=f"postgresql+asyncpg://postgres@127.0.0.1:{_closed_port()}/test")
     arguments = {"start": (), "ping": (), "get": ("t", "d")}[call]
     with pytest.raises(StoreUnavailableError) as info:
         await getattr(catalog, call)(*arguments)
@@ -66,7 +66,7 @@ async def test_postgres_on_a_closed_port_is_unavailable(call: str) -> None:
 async def test_postgres_missing_database_is_unavailable(postgres_url: str) -> None:
     """A database that does not exist is mapped too (the operator must create it)."""
     url = postgres_url.rsplit("/", 1)[0] + "/ragstream_no_such_db"
-    catalog = Catalog(url=url)
+    catalog = SqlCatalog(url=url)
     with pytest.raises(StoreUnavailableError):
         await catalog.ping()
     await catalog.aclose()
@@ -80,7 +80,7 @@ async def test_concurrent_upserts_of_one_document_end_with_one_row(
 ) -> None:
     """Twenty racing upserts of the same key and two racing starts leave exactly one row."""
     url = request.getfixturevalue(f"{backend}_url")
-    first, second = Catalog(url=url), Catalog(url=url)
+    first, second = SqlCatalog(url=url), SqlCatalog(url=url)
     await asyncio.gather(first.start(), second.start())
     tenant = new_tenant()
     await asyncio.gather(

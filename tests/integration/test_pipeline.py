@@ -20,7 +20,7 @@ from schemas.document import DocumentDelete, DocumentUpsert
 from schemas.headers import Headers
 from services.chunking import split_text
 from services.embedding import build_embedder
-from stores.catalog import Catalog
+from stores.catalog import SqlCatalog
 from stores.chroma import ChromaVectorStore
 from stores.elastic import ElasticKeywordStore
 from streams.client import IngestClient, SearchClient
@@ -72,7 +72,7 @@ class Stack:
     worker: WorkerProcess
     keywords: ElasticKeywordStore
     vectors: ChromaVectorStore
-    catalog: Catalog
+    catalog: SqlCatalog
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +118,7 @@ async def stack(
         collection=collection_name(settings.chroma.collection_prefix, embedder.name),
         url=settings.chroma.url,
     )
-    catalog = Catalog(url=settings.database_url)
+    catalog = SqlCatalog(url=settings.database_url)
     await embedder.aclose()
     try:
         await worker.wait_ready(settings.kafka, tenant="probe")

@@ -26,8 +26,8 @@ from schemas.ingest import IngestResult
 from schemas.search import SearchRequest, SearchResult
 from services.auth_accounts import Accounts
 from services.auth_tokens import TokenMinter
-from stores.auth_store import AuthStore
-from stores.catalog import Catalog
+from stores.auth_store import SqlAuthStore
+from stores.catalog import SqlCatalog
 from stores.elastic import ElasticKeywordStore
 from streams.client import ReplyChannel
 from streams.codec import encode
@@ -49,7 +49,7 @@ class Ctx:
     channel: ReplyChannel
     accounts: Accounts
     keys: KeyFiles
-    catalog: Catalog
+    catalog: SqlCatalog
     keywords: ElasticKeywordStore
     victim: str
     victim_doc: str
@@ -149,8 +149,8 @@ async def ctx(
     settings = Settings()
     worker = WorkerProcess(env, log_path=data_dir / "worker.log").start()
     channel = ReplyChannel(settings.kafka)
-    store = AuthStore.from_settings(settings)
-    catalog = Catalog(url=settings.database_url)
+    store = SqlAuthStore.from_settings(settings)
+    catalog = SqlCatalog(url=settings.database_url)
     keywords = ElasticKeywordStore(
         url=settings.elasticsearch.url, index=settings.elasticsearch.index_prefix
     )

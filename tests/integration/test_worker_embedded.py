@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from stores.catalog import Catalog
+from stores.catalog import SqlCatalog
 from streams.settings import KafkaSettings
 from tests.integration.harness import ROOT, WorkerProcess, isolated_env
 
@@ -87,7 +87,7 @@ async def test_cli_ingest_search_delete(cli_env: dict[str, str], tmp_path: Path)
     assert deleted.returncode == 0 and "deleted" in deleted.stdout
     after = json.loads(_cli(cli_env, "search", "bake dough", "--tenant", "acme", "--json").stdout)
     assert all(hit["doc_id"] != "bread.txt" for hit in after["hits"])
-    catalog = Catalog(url=cli_env["DATABASE_URL"])
+    catalog = SqlCatalog(url=cli_env["DATABASE_URL"])
     try:
         assert await catalog.get("acme", "bread.txt") is None
         record = await catalog.get("acme", "guide/breakers.md")

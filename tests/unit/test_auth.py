@@ -12,7 +12,7 @@ import structlog
 from services.auth import Authenticator, Principal, authorize_document, authorize_search
 from services.auth_accounts import Accounts
 from services.auth_tokens import TokenMinter, TokenVerifier
-from stores.auth_memory import MemoryAuthStore
+from stores.memory_auth import MemoryAuthStore
 from streams.errors import (
     AuthenticationError,
     AuthorizationError,

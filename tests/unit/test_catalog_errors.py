@@ -8,10 +8,10 @@ import pytest
 from sqlalchemy import exc as sa_exc
 
 from stores._sql import map_error as _map_error
-from stores.catalog import Catalog
+from stores.catalog import SqlCatalog
 from streams.errors import ConfigError, StoreRejectedError, StoreUnavailableError
 from streams.settings import DatabaseSettings, Settings
-from tests.catalog_contract import make_record
+from tests.contract_catalog import make_record
 
 
 def _dbapi(cls: type[sa_exc.DBAPIError]) -> sa_exc.DBAPIError:
@@ -43,7 +43,7 @@ def test_database_errors_map_to_ours(raised: Exception, mapped: type[Exception])
 async def test_sqlite_in_an_unusable_place_is_unavailable(tmp_path: Path) -> None:
     """A SQLite path under a regular file fails as StoreUnavailableError, chained to the cause."""
     (tmp_path / "file").write_text("not a directory")
-    catalog = Catalog(url=f"sqlite+aiosqlite:///{tmp_path / 'file' / 'sub' / 'catalog.db'}")
+    catalog = SqlCatalog(url=f"sqlite+aiosqlite:///{tmp_path / 'file' / 'sub' / 'catalog.db'}")
     with pytest.raises(StoreUnavailableError) as info:
         await catalog.upsert(make_record("t", "d"))
     assert isinstance(info.value.__cause__, OSError)
@@ -53,13 +53,13 @@ async def test_sqlite_in_an_unusable_place_is_unavailable(tmp_path: Path) -> Non
 def test_unknown_driver_is_a_config_error() -> None:
     """A URL naming a driver that is not installed fails at construction as ConfigError."""
     with pytest.raises(ConfigError):
-        Catalog(url="nosuchdb+nodriver://x/y")
+        SqlCatalog(url="nosuchdb+nodriver://x/y")
 
 
 async def test_from_settings_uses_the_data_dir_sqlite(tmp_path: Path) -> None:
     """Default settings give a SQLite file in the data dir, created on start."""
     settings = Settings(data_dir=tmp_path / "data", database=DatabaseSettings(url=""))
-    catalog = Catalog.from_settings(settings)
+    catalog = SqlCatalog.from_settings(settings)
     await catalog.start()
     await catalog.start()
     assert (tmp_path / "data" / "catalog.db").exists()
@@ -73,7 +73,7 @@ async def test_from_settings_uses_the_data_dir_sqlite(tmp_path: Path) -> None:
 
 async def test_in_memory_sqlite_works() -> None:
     """``sqlite+aiosqlite://`` (in memory, static pool) needs no pool arguments and works."""
-    catalog = Catalog(url="sqlite+aiosqlite://", pool_size=5)
+    catalog = SqlCatalog(url="sqlite+aiosqlite://", pool_size=5)
     await catalog.upsert(make_record("t", "d"))
     assert (await catalog.get("t", "d")) is not None
     assert (await catalog.upsert(make_record("t", "d", chunk_count=9))).chunk_count == 9

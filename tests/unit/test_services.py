@@ -9,8 +9,8 @@ from schemas.search import SearchRequest
 from services.indexing import Indexer
 from services.resilience import Breaker, Guarded
 from services.search import Searcher
-from stores.catalog_memory import MemoryCatalog
 from stores.memory import MemoryKeywordStore, MemoryVectorStore
+from stores.memory_catalog import MemoryCatalog
 from streams.errors import SchemaValidationError, StoreRejectedError, StoreUnavailableError
 from streams.settings import IngestSettings, SearchSettings
 from tests.fakes import FakeEmbedder

@@ -22,7 +22,7 @@ from stores import elastic as elastic_module
 from stores.chroma import ChromaVectorStore
 from stores.elastic import ElasticKeywordStore
 from streams.errors import ConfigError, StoreRejectedError, StoreUnavailableError
-from tests.contracts import make_chunk, vector_for
+from tests.contract_search_stores import make_chunk, vector_for
 
 Call = Callable[[Any], Awaitable[object]]
 

@@ -1,4 +1,4 @@
-"""An in-memory auth store with the ``AuthStore`` API, for unit tests (passes the same contract)."""
+"""``MemoryAuthStore``: the ``AuthStore`` protocol in dicts, for unit tests (same contract)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import dataclasses
 from datetime import datetime
 from typing import Any
 
-from stores.auth_store import ApiKeyRecord, RefreshTokenRecord, SessionRecord, UserRecord
+from stores.base import ApiKeyRecord, RefreshTokenRecord, SessionRecord, UserRecord
 from streams.errors import StoreRejectedError
 
 __all__ = ["MemoryAuthStore"]

@@ -1,8 +1,8 @@
-"""The auth store contract: one set of behaviour tests for MemoryAuthStore, SQLite and PostgreSQL.
+"""The ``AuthStore`` contract: one set of behaviour tests for MemoryAuthStore and SqlAuthStore.
 
 A test module subclasses ``AuthStoreContract`` and provides an ``auth_store`` fixture
-yielding a started store. Every test uses random ids, so a shared database never leaks
-rows between tests.
+yielding a started store (memory, SQLite or PostgreSQL). Every test uses random ids, so a
+shared database never leaks rows between tests.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from stores.auth_store import ApiKeyRecord, RefreshTokenRecord, SessionRecord, UserRecord
+from stores.base import ApiKeyRecord, AuthStore, RefreshTokenRecord, SessionRecord, UserRecord
 from streams.errors import StoreRejectedError
+from tests.protocols import protocol_mismatches
 
 __all__ = ["AuthStoreContract"]
 
@@ -137,6 +138,10 @@ class AuthStoreContract:
         )
         with pytest.raises(StoreRejectedError):
             await auth_store.add_refresh_token(token)
+
+    async def test_methods_match_the_protocol(self, auth_store: Any) -> None:
+        """Every ``AuthStore`` method exists, is async and takes the protocol's parameters."""
+        assert protocol_mismatches(auth_store, AuthStore) == []
 
     async def test_start_is_idempotent_and_ping_answers_until_closed(self, auth_store: Any) -> None:
         """A second ``start`` keeps the rows; ``ping`` answers while open, refuses once closed."""

@@ -1,4 +1,4 @@
-"""An in-memory catalog with the ``Catalog`` API, for unit tests (passes the same contract)."""
+"""``MemoryCatalog``: the ``Catalog`` protocol in a dict, for unit tests (same contract suite)."""
 
 from __future__ import annotations
 

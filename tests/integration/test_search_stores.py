@@ -20,13 +20,13 @@ from elasticsearch import AsyncElasticsearch
 from stores.chroma import ChromaVectorStore
 from stores.elastic import ElasticKeywordStore
 from streams.errors import StoreRejectedError
-from tests.contracts import (
+from tests.contract_search_stores import (
     KeywordStoreContract,
     VectorStoreContract,
-    closed_port,
     make_chunk,
     vector_for,
 )
+from tests.protocols import closed_port
 
 pytestmark = pytest.mark.integration
 

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from stores.auth_memory import MemoryAuthStore
-from tests.auth_store_contract import AuthStoreContract
+from stores.memory_auth import MemoryAuthStore
+from tests.contract_auth_store import AuthStoreContract
 
 
 class TestMemoryAuthStore(AuthStoreContract):

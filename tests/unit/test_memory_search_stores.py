@@ -9,13 +9,13 @@ import pytest
 from stores import MemoryKeywordStore, MemoryVectorStore
 from stores.base import VectorStore
 from streams.errors import StoreRejectedError, StoreUnavailableError
-from tests.contracts import (
+from tests.contract_search_stores import (
     KeywordStoreContract,
     VectorStoreContract,
     make_chunk,
-    protocol_mismatches,
     vector_for,
 )
+from tests.protocols import protocol_mismatches
 
 
 class TestMemoryVectorStore(VectorStoreContract):

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from stores.catalog_memory import MemoryCatalog
-from tests.catalog_contract import CatalogContract
+from stores.memory_catalog import MemoryCatalog
+from tests.contract_catalog import CatalogContract
 
 
 class TestMemoryCatalog(CatalogContract):

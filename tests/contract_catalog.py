@@ -1,8 +1,8 @@
-"""The catalog contract: one set of behaviour tests for MemoryCatalog, SQLite and PostgreSQL.
+"""The ``Catalog`` contract: one set of behaviour tests for MemoryCatalog and SqlCatalog.
 
 A test module subclasses ``CatalogContract`` and provides a ``catalog`` fixture yielding a
-started catalog. Every test uses its own random tenant, so a database shared by a session
-never leaks rows between tests.
+started catalog (memory, SQLite or PostgreSQL). Every test uses its own random tenant, so a
+database shared by a session never leaks rows between tests.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 
 from schemas.chunks import DocumentRecord
+from stores.base import Catalog
 from streams.errors import StoreRejectedError
+from tests.protocols import protocol_mismatches
 
 __all__ = ["CatalogContract", "make_record", "new_tenant"]
 
@@ -192,6 +194,10 @@ class CatalogContract:
         with pytest.raises(StoreRejectedError):
             await catalog.upsert(make_record(tenant, "d", chunk_count=-1))
         assert await catalog.get(tenant, "d") is None
+
+    async def test_methods_match_the_protocol(self, catalog: Any) -> None:
+        """Every ``Catalog`` method exists, is async and takes the protocol's parameters."""
+        assert protocol_mismatches(catalog, Catalog) == []
 
     async def test_start_is_idempotent_and_ping_answers_until_closed(self, catalog: Any) -> None:
         """A second ``start`` keeps the rows; ``ping`` answers while open, refuses once closed."""
