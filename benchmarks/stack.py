@@ -10,8 +10,6 @@ import asyncio
 import contextlib
 import os
 import secrets
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -23,8 +21,7 @@ from typing import Any
 
 import psutil
 from ragstream import devstack
-from streams.client import SearchClient
-from streams.errors import RagstreamError
+from ragstream.workers import WorkerProcess, worker_env
 from streams.settings import Settings
 
 __all__ = ["CpuMeter", "RssSampler", "Stack", "Worker", "settings_from"]
@@ -43,79 +40,19 @@ def settings_from(env: Mapping[str, str]) -> Settings:
         os.environ.update(saved)
 
 
-class Worker:
+class Worker(WorkerProcess):
     """The worker as a child process (``benchmarks/worker.py``), logging JSON to a file."""
 
     def __init__(self, env: Mapping[str, str], *, log_path: Path) -> None:
-        self.env = {**os.environ, **env}
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__(
+            env, log_path=log_path, argv=[sys.executable, "-m", "benchmarks.worker"], cwd=ROOT
+        )
 
-    @property
-    def pid(self) -> int:
-        """The worker's process id."""
-        assert self.process is not None
-        return self.process.pid
-
-    def start(self) -> Worker:
-        """Spawn it (ready only after ``wait_ready``)."""
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "benchmarks.worker"],
-                env=self.env,
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        return self
-
-    async def wait_ready(
+    async def wait_ready(  # type: ignore[override]
         self, settings: Settings, *, tenant: str = "probe", timeout_s: float = 180
     ) -> float:
         """Poll with keyword searches until the worker answers one; returns seconds waited."""
-        started = time.monotonic()
-        async with SearchClient(settings.kafka) as client:
-            while True:
-                self.assert_alive()
-                try:
-                    await client.search("ready?", tenant=tenant, mode="keyword", timeout_s=3)
-                    return time.monotonic() - started
-                except RagstreamError:
-                    if time.monotonic() - started > timeout_s:
-                        raise TimeoutError(
-                            f"worker not ready in {timeout_s}s:\n{self.log_tail()}"
-                        ) from None
-
-    def assert_alive(self) -> None:
-        """Raise with the log tail if the worker died."""
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise RuntimeError(f"worker exited with {self.process.returncode}:\n{self.log_tail()}")
-
-    def count_log(self, event: str) -> int:
-        """How many log lines of this worker name ``event``."""
-        try:
-            return self.log_path.read_text(errors="replace").count(f'"{event}"')
-        except OSError:
-            return 0
-
-    def stop(self, timeout_s: float = 30) -> None:
-        """SIGTERM, then SIGKILL; idempotent."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-    def log_tail(self, lines: int = 40) -> str:
-        """The last lines of the log."""
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        return await super().wait_ready(settings.kafka, tenant=tenant, timeout_s=timeout_s)
 
 
 @dataclass
@@ -153,30 +90,21 @@ class Stack:
         partitions: int = 4,
         extra: Mapping[str, str] | None = None,
     ) -> dict[str, str]:
-        """A worker environment isolated under a fresh prefix ``{name}-{random}``."""
+        """A worker environment isolated under a fresh prefix ``{name}-{random}`` (auth off, as
+        in the pipeline tests: JWT checks are a per-message cost not measured here)."""
         prefix = f"{name}-{secrets.token_hex(3)}"
         data_dir = self.root / prefix
         data_dir.mkdir(parents=True, exist_ok=True)
-        return {
-            "KAFKA_BOOTSTRAP_SERVERS": self.kafka.bootstrap,
-            "RAGSTREAM_TOPIC_PREFIX": prefix,
-            "KAFKA_CONSUMER_GROUP": f"{prefix}-worker",
-            "KAFKA_PARTITIONS": str(partitions),
-            # Tansu holds every JoinGroup for the full rebalance timeout: keep both short.
-            "KAFKA_SESSION_TIMEOUT_S": "3",
-            "KAFKA_REBALANCE_TIMEOUT_S": "1",
-            "ELASTICSEARCH_URL": self.elasticsearch.url,
-            "ELASTICSEARCH_INDEX_PREFIX": f"{prefix}-chunks",
-            "CHROMA_URL": self.chroma.url,
-            "CHROMA_COLLECTION_PREFIX": prefix,
-            "RAGSTREAM_DATA_DIR": str(data_dir),
-            "DATABASE_URL": f"sqlite+aiosqlite:///{data_dir / 'catalog.db'}",
-            "RAGSTREAM_LOG_FORMAT": "json",
-            # As in the pipeline tests: JWT checks off (a per-message cost not measured here).
-            "RAGSTREAM_AUTH": "disabled",
-            "BENCH_EMBEDDER": embedder,
+        return worker_env(
+            kafka_bootstrap=self.kafka.bootstrap,
+            elasticsearch_url=self.elasticsearch.url,
+            data_dir=data_dir,
+            prefix=prefix,
+            KAFKA_PARTITIONS=str(partitions),
+            CHROMA_URL=self.chroma.url,
+            BENCH_EMBEDDER=embedder,
             **(extra or {}),
-        }
+        )
 
     def worker(self, env: Mapping[str, str], *, tag: str = "") -> Worker:
         """Start one worker with ``env`` (call ``wait_ready`` next)."""

@@ -12,13 +12,13 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 from types import FrameType
 
 from ragstream.devstack import Service, start_elasticsearch, start_kafka
+from ragstream.workers import WorkerProcess, worker_env
 from streams.errors import RagstreamError
 
 __all__ = ["run_dev"]
@@ -58,7 +58,7 @@ def run_dev(*, data_dir: Path, kafka_port: int, elasticsearch_port: int) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     state = data_dir / STATE_FILE
     services: list[Service] = []
-    worker: subprocess.Popen[bytes] | None = None
+    worker: WorkerProcess | None = None
     previous = {s: signal.signal(s, _raise_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         kafka = start_kafka(port=kafka_port, data_dir=data_dir / "kafka")
@@ -67,17 +67,16 @@ def run_dev(*, data_dir: Path, kafka_port: int, elasticsearch_port: int) -> int:
         es = start_elasticsearch(port=elasticsearch_port, data_dir=data_dir / "elasticsearch")
         services.append(es)
         _say(f"elasticsearch API (noida-db)                                {es.url}")
-        env = {
-            "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap,
-            "ELASTICSEARCH_URL": es.url,
-            "RAGSTREAM_DATA_DIR": str(data_dir),
-            # Tansu holds every JoinGroup for the full rebalance timeout: keep it short.
-            "KAFKA_SESSION_TIMEOUT_S": os.environ.get("KAFKA_SESSION_TIMEOUT_S", "6"),
-            "KAFKA_REBALANCE_TIMEOUT_S": os.environ.get("KAFKA_REBALANCE_TIMEOUT_S", "2"),
-            "ELASTICSEARCH_REFRESH": os.environ.get("ELASTICSEARCH_REFRESH", "true"),
+        env = worker_env(
+            kafka_bootstrap=kafka.bootstrap,
+            elasticsearch_url=es.url,
+            data_dir=data_dir,
+            session_timeout_s=os.environ.get("KAFKA_SESSION_TIMEOUT_S", "6"),
+            rebalance_timeout_s=os.environ.get("KAFKA_REBALANCE_TIMEOUT_S", "2"),
+            ELASTICSEARCH_REFRESH=os.environ.get("ELASTICSEARCH_REFRESH", "true"),
             # Only the dev stack defaults to no authentication (RAGSTREAM_AUTH=required: on).
-            "RAGSTREAM_AUTH": os.environ.get("RAGSTREAM_AUTH", "disabled"),
-        }
+            RAGSTREAM_AUTH=os.environ.get("RAGSTREAM_AUTH", "disabled"),
+        )
         _say(f"chroma (embedded, persistent)                              {data_dir / 'chroma'}")
         _say(
             f"catalog (SQLite)                                           {data_dir / 'catalog.db'}"
@@ -91,9 +90,7 @@ def run_dev(*, data_dir: Path, kafka_port: int, elasticsearch_port: int) -> int:
         else:
             _say("authentication: required (RAGSTREAM_AUTH=required)")
         state.write_text(json.dumps({"pid": os.getpid(), "env": env}, indent=2))
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "ragstream.cli", "worker"], env={**os.environ, **env}
-        )
+        worker = WorkerProcess(env).start()  # logs to this terminal
         _say(f"worker pid {worker.pid}; logs below. Ctrl-C stops everything.")
         _say('try:  ragstream ingest docs/ --wait   then   ragstream search "what is ragstream"')
         while True:
@@ -111,13 +108,8 @@ def run_dev(*, data_dir: Path, kafka_port: int, elasticsearch_port: int) -> int:
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        if worker is not None and worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+        if worker is not None:
+            worker.stop(grace_s=30)  # SIGTERM, then SIGKILL
         for service in reversed(services):
             service.stop()
         state.unlink(missing_ok=True)

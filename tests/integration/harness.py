@@ -1,13 +1,10 @@
-"""Test harness: a real worker process and raw Kafka helpers for the end-to-end tests."""
+"""Test harness: a real worker process (``ragstream.workers``) and raw Kafka helpers for the
+end-to-end tests."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -17,9 +14,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from streams.client import SearchClient
-from streams.errors import RagstreamError
-from streams.settings import KafkaSettings
+from ragstream import workers
+from ragstream.workers import worker_env
 
 __all__ = ["WorkerProcess", "isolated_env", "produce", "read_until"]
 
@@ -34,95 +30,25 @@ def isolated_env(
     Chroma is embedded in ``data_dir`` and the catalog is SQLite there unless overridden
     (``CHROMA_URL=...``, ``DATABASE_URL=...``); any other variable can be overridden too.
     """
-    prefix = f"t{uuid.uuid4().hex[:8]}"
-    env = {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "RAGSTREAM_TOPIC_PREFIX": prefix,
-        "KAFKA_CONSUMER_GROUP": f"{prefix}-worker",
-        "KAFKA_PARTITIONS": "2",
-        # Tansu holds every JoinGroup for the full rebalance timeout: keep both short.
-        "KAFKA_SESSION_TIMEOUT_S": "3",
-        "KAFKA_REBALANCE_TIMEOUT_S": "1",
-        "ELASTICSEARCH_URL": elasticsearch_url,
-        "ELASTICSEARCH_INDEX_PREFIX": f"{prefix}-chunks",
-        "ELASTICSEARCH_REFRESH": "true",
-        "CHROMA_URL": "",
-        "CHROMA_COLLECTION_PREFIX": prefix,
-        "RAGSTREAM_DATA_DIR": str(data_dir),
-        "DATABASE_URL": f"sqlite+aiosqlite:///{data_dir / 'catalog.db'}",
-        "RAGSTREAM_LOG_FORMAT": "json",
-        # These workers test the pipeline; test_security.py overrides this with "required".
-        "RAGSTREAM_AUTH": "disabled",
-    }
+    env = worker_env(
+        kafka_bootstrap=kafka_bootstrap,
+        elasticsearch_url=elasticsearch_url,
+        data_dir=data_dir,
+        prefix=f"t{uuid.uuid4().hex[:8]}",
+        KAFKA_PARTITIONS="2",
+        ELASTICSEARCH_REFRESH="true",
+        CHROMA_URL="",
+    )
+    # These workers test the pipeline; test_security.py overrides RAGSTREAM_AUTH=required.
     return env | overrides
 
 
-class WorkerProcess:
-    """``ragstream worker`` as a child process with its own environment."""
+class WorkerProcess(workers.WorkerProcess):
+    """``ragstream worker`` as a child process with its own environment, run from the
+    repository root (the package's harness, ``ragstream.workers``)."""
 
     def __init__(self, env: Mapping[str, str], *, log_path: Path) -> None:
-        self.env = {**os.environ, **env}
-        self.log_path = log_path
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> WorkerProcess:
-        """Spawn the worker (ready only after ``wait_ready``)."""
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "ragstream.cli", "worker"],
-            env=self.env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        return self
-
-    async def wait_ready(
-        self,
-        kafka: KafkaSettings,
-        *,
-        tenant: str,
-        timeout_s: float = 120,
-        token: str | None = None,
-    ) -> None:
-        """Poll with search requests (carrying ``token`` if given) until the worker answers one."""
-        deadline = time.monotonic() + timeout_s
-        async with SearchClient(kafka, token=token) as client:
-            while True:
-                self.assert_alive()
-                try:
-                    await client.search("ready?", tenant=tenant, mode="keyword", timeout_s=3)
-                    return
-                except RagstreamError:
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(
-                            f"worker not ready in {timeout_s}s:\n{self.log_tail()}"
-                        ) from None
-
-    def assert_alive(self) -> None:
-        """Fail with the log tail if the worker died."""
-        assert self.process is not None
-        code = self.process.poll()
-        if code is not None:
-            raise AssertionError(f"worker exited with {code}:\n{self.log_tail()}")
-
-    def stop(self, *, sig: int = signal.SIGTERM, timeout_s: float = 30) -> int | None:
-        """Stop the worker (SIGTERM, then SIGKILL); returns its exit code."""
-        if self.process is None or self.process.poll() is not None:
-            return None if self.process is None else self.process.returncode
-        self.process.send_signal(sig)
-        try:
-            return self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
-
-    def log_tail(self, lines: int = 60) -> str:
-        """The last lines of the worker's log."""
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
+        super().__init__(env, log_path=log_path, cwd=ROOT)
 
 
 async def produce(
