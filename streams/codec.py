@@ -57,6 +57,8 @@ def _load_object(value: bytes | None, *, max_bytes: int) -> dict[str, Any]:
         raise MalformedMessageError(
             f"message is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from exc
+    except RecursionError as exc:  # found by fuzzing: "[[[[..." a few thousand deep
+        raise MalformedMessageError("message nests JSON arrays or objects too deeply") from exc
     if not isinstance(data, dict):
         raise MalformedMessageError(f"message must be a JSON object, got {type(data).__name__}")
     return data
@@ -125,7 +127,10 @@ def headers_to_list(headers: Any) -> HeaderList:
             value = b""
         elif isinstance(value, str):
             value = value.encode()
-        out.append((name.decode() if isinstance(name, bytes) else str(name), bytes(value)))
+        # A name that is not UTF-8 (found by fuzzing) is read with replacement characters:
+        # it can never be one of our header names, and it must not fail the whole message.
+        text = name.decode("utf-8", errors="replace") if isinstance(name, bytes) else str(name)
+        out.append((text, bytes(value)))
     return out
 
 
