@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 PACKAGES := schemas streams stores services agents ragstream
 PYTEST_ARGS ?=
 
-.PHONY: help setup dev test test-unit lint
+.PHONY: help setup dev test test-unit lint check
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
@@ -35,9 +35,12 @@ test: setup ## Run every test; the integration tests start their own services
 test-unit: setup ## Run the unit tests only (no services needed)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-lint: setup ## ruff on everything, mypy on the packages
+lint: setup ## What a reviewer checks: ruff check, ruff format --check, mypy (strict) on the packages
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy $(PACKAGES)
+
+check: lint test ## lint, then every test: what CI runs (.ci/run)
 
 BENCH_ARGS ?=
 BENCH_STAMP := $(VENV)/.bench-installed

