@@ -10,8 +10,9 @@ STAMP := $(VENV)/.installed
 PACKAGES := schemas streams stores services agents ragstream
 PYTEST_ARGS ?=
 
-# Installs come from uv.lock, through a pinned uv that `make` installs with pip into .tools/
-# (so a fresh machine needs only python3.11). The Dockerfile pins the same version.
+# Installs come from uv.lock, through a pinned uv that `make` installs with python3.11's pip
+# into .tools/ (so a fresh machine needs only python3.11 and its pip; uv creates .venv, so no
+# python3.11-venv either). The Dockerfile pins the same version.
 UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
@@ -25,8 +26,8 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
 
 $(UV_STAMP):
-	$(PYTHON) -m venv $(TOOLS)
-	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check 'uv==$(UV_VERSION)'
+	rm -rf $(TOOLS)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target $(TOOLS) 'uv==$(UV_VERSION)'
 	touch $@
 
 # Syncs only when pyproject.toml or uv.lock changes. --locked: a lock that no longer matches
