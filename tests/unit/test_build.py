@@ -68,8 +68,9 @@ def test_make_lint_checks_what_ci_fails_on() -> None:
     assert "$(BIN)/ruff check ." in recipe
     assert "$(BIN)/ruff format --check ." in recipe
     ci = (ROOT / ".ci" / "run").read_text()
-    assert re.search(r"^timeout .* make lint ", ci, re.MULTILINE)
-    assert re.search(r"^timeout .* make test ", ci, re.MULTILINE)
+    assert re.search(r"^timeout .* make lint \|\| lint_status=", ci, re.MULTILINE)
+    assert re.search(r"^timeout .* make test .*\|\| status=", ci, re.MULTILINE)
+    assert re.search(r"^exit \"\$status\"$", ci, re.MULTILINE)
 
 
 def test_mypy_is_strict() -> None:
