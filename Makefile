@@ -10,21 +10,36 @@ STAMP := $(VENV)/.installed
 PACKAGES := schemas streams stores services agents ragstream
 PYTEST_ARGS ?=
 
-.PHONY: help setup dev test test-unit lint
+# Installs come from uv.lock, through a pinned uv that `make` installs with python3.11's pip
+# into .tools/ (so a fresh machine needs only python3.11 and its pip; uv creates .venv, so no
+# python3.11-venv either). The Dockerfile pins the same version.
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+UV_STAMP := $(TOOLS)/.uv-$(UV_VERSION)
+EXTRAS := --extra dev-stack --extra test
+LOCK_ARGS ?=
+
+.PHONY: help setup lock dev test test-unit lint check
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-10s %s\n", $$1, $$2}'
 
-$(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-
-# Reinstalls only when pyproject.toml changes.
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e '.[dev-stack,test]'
+$(UV_STAMP):
+	rm -rf $(TOOLS)
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target $(TOOLS) 'uv==$(UV_VERSION)'
 	touch $@
 
-setup: $(STAMP) ## Create .venv (python3.11) and install ragstream with the dev stack and test tools
+# Syncs only when pyproject.toml or uv.lock changes. --locked: a lock that no longer matches
+# pyproject.toml is an error (run `make lock`), never silently ignored.
+$(STAMP): pyproject.toml uv.lock $(UV_STAMP)
+	$(UV) sync --locked --python $(PYTHON) $(EXTRAS)
+	touch $@
+
+setup: $(STAMP) ## Create .venv (python3.11) with the locked dependencies, the dev stack and test tools
+
+lock: $(UV_STAMP) ## Re-resolve uv.lock after editing dependencies (LOCK_ARGS=--upgrade for newer releases)
+	$(UV) lock $(LOCK_ARGS)
 
 dev: setup ## Run the embedded dev stack and a worker (ragstream dev)
 	$(BIN)/ragstream dev
@@ -35,17 +50,16 @@ test: setup ## Run every test; the integration tests start their own services
 test-unit: setup ## Run the unit tests only (no services needed)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-lint: setup ## ruff on everything, mypy on the packages
+lint: setup ## What a reviewer checks: ruff check, ruff format --check, mypy (strict) on the packages
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy $(PACKAGES)
 
-BENCH_ARGS ?=
-BENCH_STAMP := $(VENV)/.bench-installed
+check: lint test ## lint, then every test: what CI runs (.ci/run)
 
-$(BENCH_STAMP): benchmarks/requirements.txt | $(STAMP)
-	$(BIN)/python -m pip install -r benchmarks/requirements.txt
-	touch $@
+BENCH_ARGS ?=
 
 .PHONY: bench
-bench: setup $(BENCH_STAMP) ## Benchmarks on the embedded stack; BENCH_ARGS="--quick", or e.g. "search ingest"
+bench: setup ## Benchmarks on the embedded stack; BENCH_ARGS="--quick", or e.g. "search ingest"
+	$(UV) sync --locked --python $(PYTHON) $(EXTRAS) --extra bench
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)

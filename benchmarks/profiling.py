@@ -30,7 +30,7 @@ class PySpy:
     def __enter__(self) -> PySpy:
         exe = _py_spy()
         if exe is None:
-            self.error = "py-spy not installed (pip install -r benchmarks/requirements.txt)"
+            self.error = "py-spy not installed (make bench installs it: the bench extra)"
             return self
         self.proc = subprocess.Popen(
             [

