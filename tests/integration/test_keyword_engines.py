@@ -7,6 +7,7 @@ server of the test stack (noida-db, which implements custom analyzers and ``_rei
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import uuid
@@ -200,7 +201,7 @@ async def test_an_unindexable_chunk_is_rejected(tantivy_store: TantivyKeywordSto
 
 
 async def test_reindex_copies_the_first_mapping_index(elasticsearch_url: str) -> None:
-    """A worker refuses an un-migrated v1 index; reindex_from copies it into the v2 index."""
+    """A worker refuses an un-migrated v1 index; ``ragstream reindex`` copies it into v2."""
     prefix = f"test-migrate-{uuid.uuid4().hex[:12]}"
     async with AsyncElasticsearch(elasticsearch_url) as admin:
         await admin.index(
@@ -216,7 +217,23 @@ async def test_reindex_copies_the_first_mapping_index(elasticsearch_url: str) ->
         try:
             with pytest.raises(ConfigError, match="ragstream reindex"):
                 await store.start()
-            assert await store.reindex_from(prefix) == 1
+            env = {
+                **os.environ,
+                "ELASTICSEARCH_URL": elasticsearch_url,
+                "ELASTICSEARCH_INDEX_PREFIX": prefix,
+                "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",  # never a running dev stack's
+            }
+            done = await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-m", "ragstream.cli", "reindex"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert done.returncode == 0, done.stderr
+            assert f"copied 1 chunks from {prefix} to {prefix}-v2" in done.stdout
             assert await store.reindex_from(prefix) == 0  # idempotent
             await store.start()
             [hit] = await store.search("acme", "aerodynamic", top_k=5)
