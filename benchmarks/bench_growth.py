@@ -39,7 +39,7 @@ __all__ = ["run"]
 TENANT = "bench-growth"
 CHUNKS_PER_DOC = 3  # benchmarks.corpus documents are 2,000 characters: 3 chunks of 1000/150
 PROBE_DOCS = 1000
-BULK_DOCS = 5000
+BULK_DOCS = 1000
 MODES = ("vector", "keyword", "hybrid")
 BURST = 500
 

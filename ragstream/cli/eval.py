@@ -114,7 +114,8 @@ async def evaluate(args: argparse.Namespace, coll: Collection, name: str) -> int
         json.dump(data, sys.stdout, indent=2)
         print()
     else:
-        render(report, Console())
+        out = Console()
+        render(report, out if out.is_terminal else Console(width=200))  # a file: no wrapping
     return 0
 
 
