@@ -26,6 +26,7 @@ from ragstream.ir_metrics import dedupe, mean, mrr_at, ndcg_at, recall_at
 from schemas.chunks import Chunk, ScoredChunk
 from services.fusion import reciprocal_rank_fusion
 from streams.client import SearchClient
+from streams.errors import RemoteError
 from streams.settings import Settings
 
 from benchmarks.stats import render_table
@@ -54,7 +55,13 @@ async def _fetch(
 
         async def one(qid: str, text: str, mode: str) -> None:
             async with gate:
-                r = await client.search(text, tenant=tenant, top_k=top_k, mode=mode, timeout_s=60)
+                try:
+                    r = await client.search(
+                        text, tenant=tenant, top_k=top_k, mode=mode, timeout_s=60
+                    )
+                except RemoteError:  # e.g. a query over SEARCH_MAX_QUERY_CHARS: scores 0
+                    out[qid][mode] = []
+                    return
             out[qid][mode] = [_chunk(tenant, h.chunk_id, h.doc_id) for h in r.hits]
 
         await asyncio.gather(
@@ -81,16 +88,24 @@ def sweep(
         ranked = {q: dedupe([c.chunk.doc_id for c in legs[q][leg]]) for q in coll.queries}
         rows.append((f"{leg} alone", *_score(coll, ranked)))
     for k, ratio, cand in itertools.product(KS, RATIOS, CANDIDATES):
-        ranked = {}
-        for q in coll.queries:
-            fused = reciprocal_rank_fusion(
-                {leg: legs[q][leg][: max(cand, top_k)] for leg in ("vector", "keyword")},
-                k=k,
-                top_k=top_k,
-                weights={"vector": 1.0, "keyword": ratio},
-            )
-            ranked[q] = dedupe([f.chunk.chunk.doc_id for f in fused])
-        rows.append((f"k={k} keyword/vector={ratio} candidates={cand}", *_score(coll, ranked)))
+        weights = {"vector": 1.0, "keyword": ratio}
+        scores = []
+        # nDCG@10 and MRR@10 as a top_k 10 request fuses them (each leg fetches max(cand, 10)),
+        # Recall@100 as a top_k 100 request (each leg fetches max(cand, 100)).
+        for want in (10, top_k):
+            ranked = {}
+            for q in coll.queries:
+                fused = reciprocal_rank_fusion(
+                    {leg: legs[q][leg][: max(cand, want)] for leg in ("vector", "keyword")},
+                    k=k,
+                    top_k=want,
+                    weights=weights,
+                )
+                ranked[q] = dedupe([f.chunk.chunk.doc_id for f in fused])
+            scores.append(_score(coll, ranked))
+        ndcg, _, mrr = scores[0]
+        recall = scores[1][1]
+        rows.append((f"k={k} keyword/vector={ratio} candidates={cand}", ndcg, recall, mrr))
     return rows
 
 
