@@ -1,12 +1,15 @@
 """The keyword stores on CISI, without Kafka: retrieval quality, and latency against the ES API.
 
-    python benchmarks/bench_keywords.py [quality|latency|all] [--data DIR] [--queries N]
+    python benchmarks/bench_keywords.py [quality|commits|latency|all] [--data DIR] [--es]
 
 ``quality`` indexes the collection (BEIR layout: ``corpus.jsonl``, ``queries.jsonl``,
 ``qrels/test.tsv``) into the embedded tantivy store, chunked as the ingest agent chunks it
 (default settings), runs every judged query in keyword mode (a document scores as its best
 chunk) and prints nDCG@10, Recall@100 and MRR@10 next to the plain BM25 reference of the
 collection's SOURCE.md (0.3325 / 0.4010 on CISI).
+
+``commits`` times 100 chunk writes made one call at a time, all at once (grouped into shared
+commits) and as one call: each call returns only after its commit (fsync) is done.
 
 ``latency`` indexes the same chunks into the tantivy store and into an Elasticsearch-API
 server (noida-db, started here on a free port, as ``ragstream dev --keyword-store
@@ -163,11 +166,11 @@ async def _timed(store: KeywordStore, queries: list[str], top_k: int) -> list[fl
     return out
 
 
-async def latency(root: Path, repeats: int) -> dict[str, float]:
+async def latency(root: Path, repeats: int, limit: int | None) -> dict[str, float]:
     """p50/p99 of ``search`` on tantivy and on noida-db over the same chunks and queries."""
     corpus, queries, _ = load(root)
     chunks = chunks_of(corpus)
-    texts = [q["text"] for q in queries] * repeats
+    texts = [q["text"] for q in queries[:limit]] * repeats
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         es = start_elasticsearch(port=free_port(), data_dir=Path(tmp) / "es")
@@ -203,21 +206,51 @@ async def latency(root: Path, repeats: int) -> dict[str, float]:
     return results
 
 
+async def commits(root: Path, n: int) -> dict[str, float]:
+    """What durability costs: ``n`` chunks as n sequential calls, n concurrent calls, one call."""
+    corpus, _, _ = load(root)
+    chunks = chunks_of(corpus)[:n]
+    results: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("sequential", "concurrent", "one call"):
+            store = TantivyKeywordStore(path=Path(tmp) / name)
+            await store.start()
+            started = time.perf_counter()
+            if name == "sequential":
+                for chunk in chunks:
+                    await store.upsert([chunk])
+            elif name == "concurrent":
+                await asyncio.gather(*(store.upsert([chunk]) for chunk in chunks))
+            else:
+                await store.upsert(chunks)
+            ms = (time.perf_counter() - started) * 1000
+            results[name] = ms
+            print(f"{n} chunks, {name:<10}: {ms:8.1f} ms, {store.commits:>3} commits, "
+                  f"{ms / max(store.commits, 1):6.1f} ms per commit")  # fmt: skip
+            await store.aclose()
+    return results
+
+
 def main() -> None:
     """Parse the arguments and run."""
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("what", nargs="?", choices=("quality", "latency", "all"), default="all")
+    p.add_argument(
+        "what", nargs="?", choices=("quality", "latency", "commits", "all"), default="all"
+    )
     p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="BEIR-layout directory")
     p.add_argument("--repeats", type=int, default=3, help="passes over the queries (latency)")
     p.add_argument("--title-boost", type=float, default=None, help="override (tuning only)")
     p.add_argument("--es", action="store_true", help="quality: also on noida-db (ES mapping)")
+    p.add_argument("--queries", type=int, default=None, help="latency: first N queries only")
     args = p.parse_args()
     if args.what in ("quality", "all"):
         asyncio.run(quality(args.data, args.title_boost, args.es))
+    if args.what in ("commits", "all"):
+        asyncio.run(commits(args.data, 100))
     if args.what in ("latency", "all"):
-        asyncio.run(latency(args.data, args.repeats))
+        asyncio.run(latency(args.data, args.repeats, args.queries))
 
 
 if __name__ == "__main__":
