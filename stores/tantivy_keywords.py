@@ -226,12 +226,14 @@ class TantivyKeywordStore:
             batch, self._pending = self._pending, []
             try:
                 await self._run(self._writes, self._commit, [w.apply for w in batch])
+            except asyncio.CancelledError:
+                for write in batch:  # the commit may still finish: its outcome is unknown
+                    write.done.cancel()
+                raise
             except BaseException as exc:
                 for write in batch:
                     if not write.done.done():
                         write.done.set_exception(exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
             else:
                 for write in batch:
                     if not write.done.done():
