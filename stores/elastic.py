@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from schemas.chunks import Chunk, ScoredChunk
 from stores.base import Filters, check_filters
-from stores.keyword_analysis import ANALYZER, ELASTIC_ANALYSIS, TITLE_BOOST
+from stores.keyword_analysis import ANALYZER, ELASTIC_ANALYSIS, TIE_BREAKER, TITLE_BOOST
 from streams.errors import ConfigError, RagstreamError, StoreRejectedError, StoreUnavailableError
 
 __all__ = [
@@ -123,7 +123,7 @@ def _bool_filter(tenant: str, doc_id: str | None, filters: Filters) -> list[dict
 
 
 def search_query(tenant: str, query: str, filters: Filters) -> dict[str, Any]:
-    """BM25 on text and title: the better field scores (title x ``TITLE_BOOST``), filtered."""
+    """BM25 on text and title: the better field (title x ``TITLE_BOOST``) + a tie-breaker share."""
     return {
         "bool": {
             "must": [
@@ -132,6 +132,7 @@ def search_query(tenant: str, query: str, filters: Filters) -> dict[str, Any]:
                         "query": query,
                         "type": "best_fields",
                         "fields": ["text", f"title^{TITLE_BOOST:g}"],
+                        "tie_breaker": TIE_BREAKER,
                     }
                 }
             ],

@@ -25,7 +25,7 @@ import tantivy
 
 from schemas.chunks import Chunk, ScoredChunk
 from stores.base import METADATA_PREFIX, Filters, check_filters
-from stores.keyword_analysis import STOP_WORDS, TITLE_BOOST
+from stores.keyword_analysis import STOP_WORDS, TIE_BREAKER, TITLE_BOOST
 from streams.errors import ConfigError, RagstreamError, StoreRejectedError, StoreUnavailableError
 
 __all__ = ["TantivyKeywordStore", "analyzer"]
@@ -132,7 +132,7 @@ class TantivyKeywordStore:
 
     def __init__(self, *, path: str | Path, title_boost: float = TITLE_BOOST) -> None:
         self.path = Path(path)
-        self._title_boost = title_boost
+        self._title_boost = float(title_boost)
         self._schema = _schema()
         self._analyzer = analyzer()
         self._index: Any = None
@@ -226,12 +226,14 @@ class TantivyKeywordStore:
             batch, self._pending = self._pending, []
             try:
                 await self._run(self._writes, self._commit, [w.apply for w in batch])
+            except asyncio.CancelledError:
+                for write in batch:  # the commit may still finish: its outcome is unknown
+                    write.done.cancel()
+                raise
             except BaseException as exc:
                 for write in batch:
                     if not write.done.done():
                         write.done.set_exception(exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
             else:
                 for write in batch:
                     if not write.done.done():
@@ -305,8 +307,8 @@ class TantivyKeywordStore:
     def query(self, tenant: str, text: str, filters: Filters) -> Any | None:
         """The search query, or None when the text has no searchable term (all stop words).
 
-        Like the Elasticsearch adapter: the best field wins (text, or title boosted) and the
-        tenant and filters are scoreless required clauses.
+        Like the Elasticsearch adapter: the better field (text, or title boosted) plus
+        ``TIE_BREAKER`` times the other; the tenant and filters are scoreless required clauses.
         """
         tokens = self._analyzer.analyze(text)
         if not tokens:
@@ -315,7 +317,8 @@ class TantivyKeywordStore:
             [
                 self._match("text", tokens),
                 tantivy.Query.boost_query(self._match("title", tokens), self._title_boost),
-            ]
+            ],
+            TIE_BREAKER,
         )
         required = [
             (tantivy.Occur.Must, tantivy.Query.const_score_query(q, 0.0))

@@ -19,7 +19,7 @@ import tantivy
 from elasticsearch import AsyncElasticsearch
 
 from stores.base import KeywordStore
-from stores.elastic import INDEX_MAPPING, ElasticKeywordStore, chunk_index
+from stores.elastic import ElasticKeywordStore, chunk_index
 from stores.tantivy_keywords import TantivyKeywordStore, analyzer
 from streams.errors import ConfigError, StoreRejectedError, StoreUnavailableError
 from tests.contracts import make_chunk
@@ -103,13 +103,6 @@ async def test_title_match_outranks_text_match(engine: KeywordStore) -> None:
     )
     hits = await engine.search("acme", "lighthouse", top_k=10)
     assert [hit.chunk.n for hit in hits] == [1, 0]
-
-
-def test_elasticsearch_mapping_analyzes_text_and_title() -> None:
-    """The mapping runs the shared English analyzer on text and title (a new index name)."""
-    props = INDEX_MAPPING["properties"]
-    assert props["text"]["analyzer"] == props["title"]["analyzer"] == "ragstream_english"
-    assert chunk_index("ragstream-chunks") == "ragstream-chunks-v2"
 
 
 async def test_writes_survive_a_restart(tmp_path: Path) -> None:
