@@ -24,6 +24,10 @@ class Options:
     repeats: int = 3
     memory_minutes: float = 3.0
     profile: bool = True
+    sizes: tuple[int, ...] = (10_000, 100_000, 300_000)
+    """Index sizes (chunks) of the growth benchmark."""
+    engines: tuple[str, ...] = ("embedded", "servers")
+    """Engine pairs of the growth benchmark: embedded Chroma + embedded keywords, or servers."""
 
 
 @dataclass

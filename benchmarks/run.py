@@ -1,6 +1,9 @@
 """``make bench``: start the embedded stack, run the benchmarks, print the tables and the machine.
 
     python benchmarks/run.py [search|ingest|replay|pipeline|scale|memory|all ...] [--quick]
+    python benchmarks/run.py growth [--sizes 10000,100000,300000] [--engines embedded,servers]
+
+``all`` is every benchmark but ``growth`` (issue 12's cost growth: long, run it on its own).
 
 Every goal is a ratio against a baseline measured in the same run (the machines are shared and
 noisy); absolute figures are printed too, as median [min-max, n=runs]. Results and worker logs
@@ -20,7 +23,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import bench_ingest, bench_memory, bench_scale, bench_search
+from benchmarks import bench_growth, bench_ingest, bench_memory, bench_scale, bench_search
 from benchmarks.common import Options, Results
 from benchmarks.machine import describe
 from benchmarks.stack import Stack
@@ -33,8 +36,10 @@ BENCHMARKS = {
     "pipeline": bench_ingest.run_pipeline,
     "scale": bench_scale.run,
     "memory": bench_memory.run,
+    "growth": bench_growth.run,
 }
-ORDER = ["search", "ingest", "replay", "pipeline", "scale", "memory"]
+ORDER = ["search", "ingest", "replay", "pipeline", "scale", "memory", "growth"]
+ALL = ORDER[:-1]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -45,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
         "benchmarks",
         nargs="*",
         metavar="BENCH",
-        help=f"any of {', '.join(ORDER)}, all (default: all)",
+        help=f"any of {', '.join(ORDER)}, all (default: all = all but growth)",
     )
     p.add_argument(
         "--quick", action="store_true", help="small sizes, fewer repeats (~8 min for all)"
@@ -61,6 +66,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--no-profile", action="store_true", help="skip py-spy during the pipeline benchmark"
     )
+    p.add_argument(
+        "--sizes",
+        default="10000,100000,300000",
+        help="growth: index sizes in chunks, comma-separated (default 10000,100000,300000)",
+    )
+    p.add_argument(
+        "--engines",
+        default="embedded,servers",
+        help="growth: embedded (embedded Chroma + keyword store) and/or servers (Chroma + ES API)",
+    )
     p.add_argument("--out", type=Path, default=None, help="directory for logs and results.json")
     return p
 
@@ -72,10 +87,15 @@ def main(argv: list[str] | None = None) -> int:
     args.benchmarks = args.benchmarks or ["all"]
     if unknown := set(args.benchmarks) - {*ORDER, "all"}:
         parser.error(f"unknown benchmark(s) {sorted(unknown)}: choose from {', '.join(ORDER)}, all")
-    chosen = ORDER if "all" in args.benchmarks else [b for b in ORDER if b in args.benchmarks]
+    chosen = ALL if "all" in args.benchmarks else [b for b in ORDER if b in args.benchmarks]
     minutes = 10.0 if args.long_memory else args.memory_minutes or (1.0 if args.quick else 3.0)
     opts = Options(
-        quick=args.quick, repeats=args.repeats, memory_minutes=minutes, profile=not args.no_profile
+        quick=args.quick,
+        repeats=args.repeats,
+        memory_minutes=minutes,
+        profile=not args.no_profile,
+        sizes=tuple(int(s) for s in args.sizes.split(",")),
+        engines=tuple(args.engines.split(",")),
     )
     logging.basicConfig(level=logging.WARNING)
     machine = describe()

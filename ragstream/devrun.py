@@ -1,9 +1,10 @@
 """``ragstream dev``: the embedded stack plus a worker, in the foreground.
 
-Starts a Kafka-protocol broker (Tansu), an Elasticsearch-API server (noida-db), and a
-worker process that uses embedded Chroma and a SQLite catalog in the data dir and the
-local embedding model. Writes ``{data dir}/dev-stack.json`` so the other commands find
-it, and stops everything cleanly on Ctrl-C or SIGTERM.
+Starts a Kafka-protocol broker (Tansu) and a worker process that uses the embedded keyword
+index (tantivy), embedded Chroma and a SQLite catalog in the data dir and the local embedding
+model; with ``keyword_store="elasticsearch"`` it also starts an Elasticsearch-API server
+(noida-db) and the worker keeps its keywords there. Writes ``{data dir}/dev-stack.json`` so
+the other commands find it, and stops everything cleanly on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -43,12 +44,18 @@ def _port_taken(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def run_dev(*, data_dir: Path, kafka_port: int, elasticsearch_port: int) -> int:
+def run_dev(
+    *,
+    data_dir: Path,
+    kafka_port: int,
+    elasticsearch_port: int,
+    keyword_store: str = "embedded",
+) -> int:
     """Run until interrupted; return the exit code."""
-    for name, flag, port in (
-        ("kafka", "--kafka-port", kafka_port),
-        ("elasticsearch", "--elasticsearch-port", elasticsearch_port),
-    ):
+    ports = [("kafka", "--kafka-port", kafka_port)]
+    if keyword_store == "elasticsearch":
+        ports.append(("elasticsearch", "--elasticsearch-port", elasticsearch_port))
+    for name, flag, port in ports:
         if _port_taken(port):
             _say(
                 f"error: {name} port {port} is already in use (another ragstream dev?); "
@@ -64,15 +71,22 @@ def run_dev(*, data_dir: Path, kafka_port: int, elasticsearch_port: int) -> int:
         kafka = start_kafka(port=kafka_port, data_dir=data_dir / "kafka")
         services.append(kafka)
         _say(f"kafka (Tansu, memory storage: topics are lost on restart)  {kafka.bootstrap}")
-        es = start_elasticsearch(port=elasticsearch_port, data_dir=data_dir / "elasticsearch")
-        services.append(es)
-        _say(f"elasticsearch API (noida-db)                                {es.url}")
+        es_url = os.environ.get("ELASTICSEARCH_URL", "http://127.0.0.1:9200")
+        if keyword_store == "elasticsearch":
+            es = start_elasticsearch(port=elasticsearch_port, data_dir=data_dir / "elasticsearch")
+            services.append(es)
+            es_url = es.url
+            _say(f"keywords: elasticsearch API (noida-db)                     {es.url}")
+        else:
+            where = data_dir / "keywords"
+            _say(f"keywords: embedded (tantivy, persistent)                   {where}")
         env = worker_env(
             kafka_bootstrap=kafka.bootstrap,
-            elasticsearch_url=es.url,
+            elasticsearch_url=es_url,
             data_dir=data_dir,
             session_timeout_s=os.environ.get("KAFKA_SESSION_TIMEOUT_S", "6"),
             rebalance_timeout_s=os.environ.get("KAFKA_REBALANCE_TIMEOUT_S", "2"),
+            KEYWORD_STORE=keyword_store,
             ELASTICSEARCH_REFRESH=os.environ.get("ELASTICSEARCH_REFRESH", "true"),
             # Only the dev stack defaults to no authentication (RAGSTREAM_AUTH=required: on).
             RAGSTREAM_AUTH=os.environ.get("RAGSTREAM_AUTH", "disabled"),

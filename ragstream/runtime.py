@@ -21,16 +21,17 @@ from services.indexing import Indexer
 from services.resilience import Breaker, Guarded
 from services.retry import Retrying
 from services.search import Searcher
-from stores.base import Catalog
+from stores.base import Catalog, KeywordStore
 from stores.catalog import SqlCatalog
 from stores.chroma import ChromaVectorStore
-from stores.elastic import ElasticKeywordStore
+from stores.elastic import ElasticKeywordStore, chunk_index
+from stores.tantivy_keywords import TantivyKeywordStore
 from streams import observability
 from streams.errors import EmbeddingUnavailableError, StoreUnavailableError
 from streams.settings import Settings
 from streams.topics import Topics
 
-__all__ = ["Runtime", "collection_name", "worker_name"]
+__all__ = ["Runtime", "build_keyword_store", "collection_name", "worker_name"]
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +45,28 @@ def collection_name(prefix: str, model: str) -> str:
     """A valid Chroma collection name per embedding model, so vectors never mix."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{prefix}-{model}").strip("-._")
     return slug[:60]
+
+
+def build_keyword_store(settings: Settings) -> KeywordStore:
+    """The configured keyword store; the embedded one holds its index's lock from here on.
+
+    Raises ``ConfigError`` when another process holds the embedded index (one worker per
+    data dir), so a second worker refuses to start instead of failing later.
+    """
+    if settings.keywords.store == "embedded":
+        store = TantivyKeywordStore(path=settings.keywords_path)
+        store.open()
+        return store
+    es = settings.elasticsearch
+    return ElasticKeywordStore(
+        url=es.url,
+        index=chunk_index(es.index_prefix),
+        legacy_index=es.index_prefix,
+        timeout_s=es.timeout_s,
+        refresh=es.refresh,
+        username=es.username,
+        password=es.password.get_secret_value() if es.password else None,
+    )
 
 
 class Runtime:
@@ -62,18 +85,8 @@ class Runtime:
         self.catalog: Catalog = SqlCatalog.from_settings(settings)
         # Refuses unusable (or, in production, unsafe) auth settings: the worker does not start.
         self.auth = Authenticator.from_settings(settings)
-        self.keywords = ElasticKeywordStore(
-            url=settings.elasticsearch.url,
-            index=settings.elasticsearch.index_prefix,
-            timeout_s=settings.elasticsearch.timeout_s,
-            refresh=settings.elasticsearch.refresh,
-            username=settings.elasticsearch.username,
-            password=(
-                settings.elasticsearch.password.get_secret_value()
-                if settings.elasticsearch.password
-                else None
-            ),
-        )
+        # The "elasticsearch" breaker guards whichever keyword store is configured.
+        self.keywords = build_keyword_store(settings)
         b = settings.breakers
         embedding = "openai" if settings.embedding.provider == "openai" else "embedding"
         # (breaker name, settings knob prefix, error raised on a timeout)
@@ -169,7 +182,11 @@ class Runtime:
             worker=self.worker,
             embedder=self.embedder.name,
             chroma=self.settings.chroma.url or str(self.settings.chroma_path),
-            elasticsearch=self.settings.elasticsearch.url,
+            keywords=(
+                str(self.settings.keywords_path)
+                if self.settings.keywords.store == "embedded"
+                else self.settings.elasticsearch.url
+            ),
         )
 
     def _embedding_proxy(self, inner: Embedder) -> Any:

@@ -16,6 +16,7 @@ __all__ = [
     "SearchHit",
     "SearchRequest",
     "SearchResult",
+    "SearchTimings",
 ]
 
 SEARCH_REQUEST_SCHEMA: Final = "ragstream.search-request.v1"
@@ -62,6 +63,26 @@ class SearchHit(WireModel):
     """Which legs found this chunk."""
 
 
+class SearchTimings(WireModel):
+    """Where one search's time went inside the worker, in milliseconds.
+
+    The vector leg embeds the query, then queries the vector store; the keyword leg runs
+    at the same time, so ``total`` is about ``max(embed + vector, keyword) + fuse``. A leg
+    that did not run (or failed) is ``null``.
+    """
+
+    embed: float | None = None
+    """Embedding the query (vector leg)."""
+    vector: float | None = None
+    """The vector store's query, without the embedding."""
+    keyword: float | None = None
+    """The keyword store's search."""
+    fuse: float | None = None
+    """Fusing the legs (RRF) and building the hits."""
+    total: float | None = None
+    """The whole search: validation, both legs (concurrent), fusion."""
+
+
 class SearchResult(WireModel):
     """The answer to one search request."""
 
@@ -81,3 +102,6 @@ class SearchResult(WireModel):
     """Set when status is ``error``."""
     took_ms: float = 0.0
     """Processing time in the worker."""
+    timings_ms: SearchTimings | None = None
+    """Per-leg timings (optional: absent from older workers and from ``error`` replies that
+    never reached the stores)."""

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from schemas.chunks import ScoredChunk
 from schemas.ingest import ErrorInfo
-from schemas.search import SearchHit, SearchRequest, SearchResult
+from schemas.search import SearchHit, SearchRequest, SearchResult, SearchTimings
 from services.fusion import reciprocal_rank_fusion
 from streams.errors import DependencyError, SchemaValidationError
 from streams.settings import SearchSettings
@@ -28,6 +28,10 @@ __all__ = ["Searcher", "validate_filters"]
 
 Leg = Literal["vector", "keyword"]
 _FILTER_KEY = re.compile(r"^(doc_id|metadata\.[A-Za-z0-9_\-]{1,128})$")
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
 
 
 def validate_filters(filters: Mapping[str, Any]) -> dict[str, Any]:
@@ -59,15 +63,31 @@ class Searcher:
         self._settings = settings
 
     async def _vector_leg(
-        self, req: SearchRequest, n: int, filters: dict[str, Any]
+        self, req: SearchRequest, n: int, filters: dict[str, Any], spent: dict[str, float]
     ) -> list[ScoredChunk]:
+        t0 = time.perf_counter()
         [embedding] = await self._embedder.embed([req.query])
-        return await self._vectors.query(req.tenant, embedding, top_k=n, filters=filters)
+        t1 = time.perf_counter()
+        spent["embed"] = _ms(t1 - t0)
+        hits = await self._vectors.query(req.tenant, embedding, top_k=n, filters=filters)
+        spent["vector"] = _ms(time.perf_counter() - t1)
+        return hits
 
     async def _keyword_leg(
-        self, req: SearchRequest, n: int, filters: dict[str, Any]
+        self, req: SearchRequest, n: int, filters: dict[str, Any], spent: dict[str, float]
     ) -> list[ScoredChunk]:
-        return await self._keywords.search(req.tenant, req.query, top_k=n, filters=filters)
+        t0 = time.perf_counter()
+        hits = await self._keywords.search(req.tenant, req.query, top_k=n, filters=filters)
+        spent["keyword"] = _ms(time.perf_counter() - t0)
+        return hits
+
+    def _candidates(self, req: SearchRequest, leg: Leg, top_k: int) -> int:
+        """How many hits a leg fetches: ``top_k`` alone, more for fusion in hybrid mode."""
+        if req.mode != "hybrid":
+            return top_k
+        s = self._settings
+        per_leg = s.vector_candidates if leg == "vector" else s.keyword_candidates
+        return max(top_k, per_leg or s.candidates)
 
     async def search(
         self, req: SearchRequest, *, correlation_id: str | None = None
@@ -81,12 +101,14 @@ class Searcher:
             )
         filters = validate_filters(req.filters)
         top_k = min(req.top_k, self._settings.max_top_k)
-        n = max(top_k, self._settings.candidates) if req.mode == "hybrid" else top_k
+        spent: dict[str, float] = {}
         legs: dict[Leg, Any] = {}
         if req.mode in ("hybrid", "vector"):
-            legs["vector"] = self._vector_leg(req, n, filters)
+            n = self._candidates(req, "vector", top_k)
+            legs["vector"] = self._vector_leg(req, n, filters, spent)
         if req.mode in ("hybrid", "keyword"):
-            legs["keyword"] = self._keyword_leg(req, n, filters)
+            n = self._candidates(req, "keyword", top_k)
+            legs["keyword"] = self._keyword_leg(req, n, filters, spent)
         outcomes = await asyncio.gather(*legs.values(), return_exceptions=True)
         rankings: dict[str, list[ScoredChunk]] = {}
         degraded: list[Leg] = []
@@ -99,23 +121,28 @@ class Searcher:
                 raise outcome
             else:
                 rankings[leg] = outcome
-        took_ms = round((time.perf_counter() - started) * 1000, 2)
         if not rankings:
             assert failure is not None
+            took_ms = _ms(time.perf_counter() - started)
             return SearchResult(
                 correlation_id=correlation_id,
                 status="error",
                 degraded=degraded,
                 error=ErrorInfo(code="unavailable", message=f"search is unavailable: {failure}"),
                 took_ms=took_ms,
+                timings_ms=SearchTimings(**spent, total=took_ms),
             )
+        t_fuse = time.perf_counter()
         hits = self._hits(rankings, top_k)
+        done = time.perf_counter()
+        took_ms = _ms(done - started)
         return SearchResult(
             correlation_id=correlation_id,
             status="degraded" if degraded else "ok",
             hits=hits,
             degraded=degraded,
             took_ms=took_ms,
+            timings_ms=SearchTimings(**spent, fuse=_ms(done - t_fuse), total=took_ms),
         )
 
     def _hits(self, rankings: dict[str, list[ScoredChunk]], top_k: int) -> list[SearchHit]:
@@ -123,7 +150,13 @@ class Searcher:
             [(leg, ranked)] = rankings.items()
             scored = [(sc, sc.score, [leg]) for sc in ranked[:top_k]]
         else:
-            fused = reciprocal_rank_fusion(rankings, k=self._settings.rrf_k, top_k=top_k)
+            weights = {
+                "vector": self._settings.vector_weight,
+                "keyword": self._settings.keyword_weight,
+            }
+            fused = reciprocal_rank_fusion(
+                rankings, k=self._settings.rrf_k, top_k=top_k, weights=weights
+            )
             scored = [(f.chunk, f.score, f.sources) for f in fused]
         return [
             SearchHit(

@@ -1,7 +1,10 @@
 """The keyword store on Elasticsearch 8: chunks indexed for BM25, filtered by tenant.
 
 Adapter at the edge of the flow: the indexing service writes here, the search service reads
-here. Every client exception is translated in ``_translate`` (the one place): connection
+here. Text and title use the English analyzer of ``stores.keyword_analysis`` (the embedded
+tantivy store runs the same one). The index is ``{prefix}-v2``: indexes of the first mapping
+(``{prefix}``, no analyzer) are copied over by ``reindex_from`` (``ragstream reindex``).
+Every client exception is translated in ``_translate`` (the one place): connection
 failures, timeouts, 429 and 5xx become ``StoreUnavailableError``, other 4xx and bad input
 ``StoreRejectedError``.
 """
@@ -19,11 +22,26 @@ from pydantic import SecretStr
 
 from schemas.chunks import Chunk, ScoredChunk
 from stores.base import Filters, check_filters
-from streams.errors import RagstreamError, StoreRejectedError, StoreUnavailableError
+from stores.keyword_analysis import ANALYZER, ELASTIC_ANALYSIS, TIE_BREAKER, TITLE_BOOST
+from streams.errors import ConfigError, RagstreamError, StoreRejectedError, StoreUnavailableError
 
-__all__ = ["INDEX_MAPPING", "ElasticKeywordStore"]
+__all__ = [
+    "INDEX_MAPPING",
+    "INDEX_SETTINGS",
+    "MAPPING_VERSION",
+    "ElasticKeywordStore",
+    "chunk_index",
+    "search_query",
+]
 
-_TITLE_BOOST = 1.5
+MAPPING_VERSION = 2
+"""Bumped when the mapping or analysis changes; part of the index name."""
+
+
+def chunk_index(prefix: str) -> str:
+    """The chunk index of the current mapping: ``{prefix}-v2`` (``{prefix}`` was version 1)."""
+    return f"{prefix}-v{MAPPING_VERSION}"
+
 
 INDEX_MAPPING: dict[str, Any] = {
     "dynamic": "strict",
@@ -50,12 +68,15 @@ INDEX_MAPPING: dict[str, Any] = {
         "doc_id": {"type": "keyword"},
         "n": {"type": "integer"},
         "start": {"type": "integer"},
-        "title": {"type": "text"},
-        "text": {"type": "text"},
+        "title": {"type": "text", "analyzer": ANALYZER},
+        "text": {"type": "text", "analyzer": ANALYZER},
         "metadata": {"type": "object", "dynamic": True},
     },
 }
 """The explicit mapping of the chunk index (only ``metadata.*`` is dynamic)."""
+
+INDEX_SETTINGS: dict[str, Any] = {"analysis": ELASTIC_ANALYSIS}
+"""The chunk index's settings: the English analyzer both keyword stores share."""
 
 
 def _is_retriable_status(status: int) -> bool:
@@ -99,6 +120,25 @@ def _bool_filter(tenant: str, doc_id: str | None, filters: Filters) -> list[dict
         clauses.append({"term": {"doc_id": doc_id}})
     clauses.extend({"term": {key: value}} for key, value in filters.items())
     return clauses
+
+
+def search_query(tenant: str, query: str, filters: Filters) -> dict[str, Any]:
+    """BM25 on text and title: the better field (title x ``TITLE_BOOST``) + a tie-breaker share."""
+    return {
+        "bool": {
+            "must": [
+                {
+                    "multi_match": {
+                        "query": query,
+                        "type": "best_fields",
+                        "fields": ["text", f"title^{TITLE_BOOST:g}"],
+                        "tie_breaker": TIE_BREAKER,
+                    }
+                }
+            ],
+            "filter": _bool_filter(tenant, None, filters),
+        }
+    }
 
 
 def _source(chunk: Chunk) -> dict[str, Any]:
@@ -154,8 +194,11 @@ class ElasticKeywordStore:
         refresh: bool = False,
         username: str | None = None,
         password: str | SecretStr | None = None,
+        legacy_index: str | None = None,
     ) -> None:
         self.index = index
+        self.legacy_index = legacy_index
+        """The index of the previous mapping, which ``start`` refuses to leave behind."""
         self._refresh = refresh
         if isinstance(password, SecretStr):
             password = password.get_secret_value()
@@ -166,15 +209,53 @@ class ElasticKeywordStore:
         self._closed = False
 
     async def start(self) -> None:
-        """Create the index with ``INDEX_MAPPING`` if missing; idempotent."""
+        """Create the index with ``INDEX_SETTINGS`` and ``INDEX_MAPPING`` if missing; idempotent.
+
+        Refuses (``ConfigError``) while the previous mapping's index (``legacy_index``) still
+        holds chunks the new one lacks: run ``ragstream reindex`` first.
+        """
         async with _boundary():
             if await self._client.indices.exists(index=self.index):
                 return
+            legacy = self.legacy_index
+            if legacy and await self._client.indices.exists(index=legacy):
+                raise ConfigError(
+                    f"elasticsearch index {legacy!r} has the old mapping and {self.index!r} "
+                    "does not exist yet: run 'ragstream reindex' (README: Migrating)"
+                )
             try:
-                await self._client.indices.create(index=self.index, mappings=INDEX_MAPPING)
+                await self._create(self.index)
             except elasticsearch.BadRequestError as exc:
                 if exc.error != "resource_already_exists_exception":
                     raise  # a concurrent start() created it: fine
+
+    async def _create(self, index: str) -> None:
+        await self._client.indices.create(
+            index=index, settings=INDEX_SETTINGS, mappings=INDEX_MAPPING
+        )
+
+    async def reindex_from(self, source: str) -> int:
+        """Copy every chunk of ``source`` into this index (created if missing), server-side.
+
+        ``op_type: create`` keeps chunks already written to this index; returns how many
+        were copied. Idempotent: run it again and it copies only what is missing.
+        """
+        async with _boundary():
+            if not await self._client.indices.exists(index=source):
+                raise StoreRejectedError(f"elasticsearch index {source!r} does not exist")
+            if not await self._client.indices.exists(index=self.index):
+                await self._create(self.index)
+            response = await self._client.reindex(
+                source={"index": source},
+                dest={"index": self.index, "op_type": "create"},
+                conflicts="proceed",
+                refresh=True,
+                wait_for_completion=True,
+            )
+        failures = response.get("failures") or []
+        if failures:
+            raise StoreUnavailableError(f"reindex left {len(failures)} failures: {failures[0]}")
+        return int(response.get("created", 0))
 
     async def upsert(self, chunks: Sequence[Chunk]) -> None:
         """Index chunks in one bulk request, ``_id`` = chunk id."""
@@ -218,14 +299,7 @@ class ElasticKeywordStore:
         check_filters(filters)
         if top_k <= 0 or not query.strip():
             return []
-        body = {
-            "bool": {
-                "must": [
-                    {"multi_match": {"query": query, "fields": ["text", f"title^{_TITLE_BOOST}"]}}
-                ],
-                "filter": _bool_filter(tenant, None, filters),
-            }
-        }
+        body = search_query(tenant, query, filters)
         async with _boundary():
             response = await self._client.search(index=self.index, query=body, size=top_k)
         return [

@@ -21,6 +21,7 @@ __all__ = [
     "EmbeddingSettings",
     "IngestSettings",
     "KafkaSettings",
+    "KeywordSettings",
     "OpenAISettings",
     "SearchSettings",
     "SentrySettings",
@@ -80,12 +81,24 @@ class ElasticsearchSettings(BaseSettings):
     url: str = "http://127.0.0.1:9200"
     """Base URL of the Elasticsearch API."""
     index_prefix: str = "ragstream-chunks"
-    """Chunks go to the index ``{index_prefix}``."""
+    """Chunks go to the index ``{index_prefix}-v2`` (``-v1`` mapping: ``{index_prefix}``)."""
     username: str | None = None
     password: SecretStr | None = None
     timeout_s: float = 10.0
     refresh: bool = False
     """Refresh after each write (tests); production relies on the refresh interval."""
+
+
+class KeywordSettings(BaseSettings):
+    """Which keyword store the worker uses: Elasticsearch, or the embedded tantivy index."""
+
+    model_config = SettingsConfigDict(env_prefix="KEYWORD_", frozen=True, extra="ignore")
+
+    store: Literal["elasticsearch", "embedded"] = "elasticsearch"
+    """``elasticsearch`` (shared, scales out) or ``embedded`` (tantivy in the data dir: one
+    worker per directory; ``ragstream dev`` uses it)."""
+    path: Path | None = None
+    """Where the embedded index keeps its files (default: ``{data_dir}/keywords``)."""
 
 
 class ChromaSettings(BaseSettings):
@@ -181,9 +194,18 @@ class SearchSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SEARCH_", frozen=True, extra="ignore")
 
     rrf_k: int = Field(default=60, ge=1)
+    """Reciprocal rank fusion's ``k``: a hit at rank r adds ``weight / (k + r)``."""
     max_top_k: int = Field(default=100, ge=1)
-    candidates: int = Field(default=50, ge=1)
-    """How many hits each leg fetches before fusion (at least top_k)."""
+    candidates: int = Field(default=100, ge=1)
+    """How many hits each leg fetches before fusion (at least top_k; chosen on CISI)."""
+    vector_weight: float = Field(default=1.0, ge=0.0)
+    """The vector leg's weight in hybrid fusion."""
+    keyword_weight: float = Field(default=0.5, ge=0.0)
+    """The keyword leg's weight in hybrid fusion (chosen on CISI: BENCHMARKS.md)."""
+    vector_candidates: int | None = Field(default=None, ge=1)
+    """Hits the vector leg fetches in hybrid mode (default ``candidates``)."""
+    keyword_candidates: int | None = Field(default=None, ge=1)
+    """Hits the keyword leg fetches in hybrid mode (default ``candidates``)."""
     concurrency: int = Field(default=8, ge=1)
     """Search requests processed at once per partition."""
     max_query_chars: int = Field(default=2000, ge=1)
@@ -289,6 +311,7 @@ class Settings(BaseSettings):
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     elasticsearch: ElasticsearchSettings = Field(default_factory=ElasticsearchSettings)
+    keywords: KeywordSettings = Field(default_factory=KeywordSettings)
     chroma: ChromaSettings = Field(default_factory=ChromaSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     embedding: EmbeddingSettings = Field(default_factory=EmbeddingSettings)
@@ -306,6 +329,11 @@ class Settings(BaseSettings):
         if self.database.url:
             return self.database.url
         return f"sqlite+aiosqlite:///{self.data_dir / 'catalog.db'}"
+
+    @property
+    def keywords_path(self) -> Path:
+        """Where the embedded keyword index keeps its files."""
+        return self.keywords.path or self.data_dir / "keywords"
 
     @property
     def chroma_path(self) -> Path:

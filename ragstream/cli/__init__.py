@@ -13,12 +13,22 @@ import os
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from ragstream.cli import _env, auth, breakers, contract, documents, search, worker
+from ragstream.cli import (
+    _env,
+    auth,
+    breakers,
+    contract,
+    documents,
+    eval,
+    reindex,
+    search,
+    worker,
+)
 
 __all__ = ["build_parser", "main"]
 
 # In ``ragstream --help`` order.
-_GROUPS = (worker, documents, search, breakers, auth, contract)
+_GROUPS = (worker, documents, search, eval, breakers, auth, contract, reindex)
 
 
 def _version() -> str:

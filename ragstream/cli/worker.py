@@ -32,6 +32,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         data_dir=Path(args.data_dir).resolve(),
         kafka_port=args.kafka_port,
         elasticsearch_port=args.elasticsearch_port,
+        keyword_store=args.keyword_store,
     )
 
 
@@ -52,17 +53,27 @@ def register(sub: Any) -> None:
         "dev",
         help="run the embedded stack and a worker in the foreground",
         description=(
-            "Start a Kafka-protocol broker, an Elasticsearch-API server, embedded Chroma, "
-            "SQLite and the local model on 127.0.0.1, then a worker; Ctrl-C stops all."
+            "Start a Kafka-protocol broker on 127.0.0.1, then a worker with the embedded "
+            "keyword index, embedded Chroma, SQLite and the local model; Ctrl-C stops all."
         ),
         examples=[
             "ragstream dev --data-dir /tmp/rs --kafka-port 19092",
+            "ragstream dev --keyword-store elasticsearch   # keywords in an ES-API server",
         ],
     )
     p.add_argument("--data-dir", default=str(default_data_dir()), help="where the stack keeps data")
     p.add_argument("--kafka-port", type=int, default=9092, help="broker port (default 9092)")
     p.add_argument(
-        "--elasticsearch-port", type=int, default=9200, help="Elasticsearch API port (default 9200)"
+        "--elasticsearch-port",
+        type=int,
+        default=9200,
+        help="Elasticsearch API port, with --keyword-store elasticsearch (default 9200)",
+    )
+    p.add_argument(
+        "--keyword-store",
+        choices=("embedded", "elasticsearch"),
+        default="embedded",
+        help="embedded tantivy index in the data dir (default), or an Elasticsearch-API server",
     )
     p.set_defaults(func=cmd_dev)
 

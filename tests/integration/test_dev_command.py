@@ -18,7 +18,15 @@ from ragstream.devstack import free_port
 from streams.settings import KafkaSettings
 from tests.integration.harness import ROOT, WorkerProcess
 
-_ENV_NAMES = ("KAFKA_", "ELASTICSEARCH_", "CHROMA_", "DATABASE_URL", "RAGSTREAM_", "DB_")
+_ENV_NAMES = (
+    "KAFKA_",
+    "ELASTICSEARCH_",
+    "KEYWORD_",
+    "CHROMA_",
+    "DATABASE_URL",
+    "RAGSTREAM_",
+    "DB_",
+)
 
 
 def _clean_env(data_dir: Path) -> dict[str, str]:
@@ -100,6 +108,7 @@ async def test_dev_runs_finds_stops_and_keeps_data(tmp_path: Path) -> None:
     assert not _listening(kafka_port) and not _listening(es_port)
     log = (tmp_path / "dev.log").read_text()
     assert "AUTHENTICATION IS DISABLED" in log and "stopped" in log
+    assert "keywords: embedded" in log and (data_dir / "keywords" / "meta.json").is_file()
 
     dev = _start_dev(data_dir, kafka_port, es_port)
     try:

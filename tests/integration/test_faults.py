@@ -27,7 +27,7 @@ from ragstream.runtime import collection_name
 from schemas.document import DocumentUpsert
 from services.embedding import build_embedder
 from stores.chroma import ChromaVectorStore
-from stores.elastic import ElasticKeywordStore
+from stores.elastic import ElasticKeywordStore, chunk_index
 from streams.client import IngestClient, SearchClient
 from streams.errors import RemoteError
 from streams.settings import KafkaSettings, Settings
@@ -105,7 +105,7 @@ async def faults(
     embedder = build_embedder(settings)
     await embedder.start()
     keywords = ElasticKeywordStore(
-        url=settings.elasticsearch.url, index=settings.elasticsearch.index_prefix
+        url=settings.elasticsearch.url, index=chunk_index(settings.elasticsearch.index_prefix)
     )
     vectors = ChromaVectorStore(
         collection=collection_name(prefix, embedder.name), url=settings.chroma.url

@@ -22,7 +22,7 @@ from services.chunking import split_text
 from services.embedding import build_embedder
 from stores.catalog import SqlCatalog
 from stores.chroma import ChromaVectorStore
-from stores.elastic import ElasticKeywordStore
+from stores.elastic import ElasticKeywordStore, chunk_index
 from streams.client import IngestClient, SearchClient
 from streams.errors import RemoteError
 from streams.settings import KafkaSettings, Settings
@@ -112,7 +112,7 @@ async def stack(
     embedder = build_embedder(settings)
     await embedder.start()
     keywords = ElasticKeywordStore(
-        url=settings.elasticsearch.url, index=settings.elasticsearch.index_prefix
+        url=settings.elasticsearch.url, index=chunk_index(settings.elasticsearch.index_prefix)
     )
     vectors = ChromaVectorStore(
         collection=collection_name(settings.chroma.collection_prefix, embedder.name),

@@ -1,4 +1,4 @@
-"""The store contracts against the real stores: Elasticsearch, embedded Chroma, a Chroma server.
+"""The store contracts against the real stores: Elasticsearch, tantivy, embedded Chroma, Chroma.
 
 Each test gets its own randomly named index or collection, dropped afterwards, so tests
 never see each other's chunks.
@@ -19,6 +19,7 @@ from elasticsearch import AsyncElasticsearch
 
 from stores.chroma import ChromaVectorStore
 from stores.elastic import ElasticKeywordStore
+from stores.tantivy_keywords import TantivyKeywordStore
 from streams.errors import StoreRejectedError
 from tests.contract_search_stores import (
     KeywordStoreContract,
@@ -84,6 +85,17 @@ class TestElasticKeywordStore(KeywordStoreContract):
                 await store.search("acme", "x", top_k=1)
         finally:
             await store.aclose()
+
+
+class TestTantivyKeywordStore(KeywordStoreContract):
+    """The keyword contract against the embedded tantivy index in a temporary directory."""
+
+    @pytest.fixture
+    async def store(self, tmp_path: Path) -> AsyncIterator[TantivyKeywordStore]:
+        store = TantivyKeywordStore(path=tmp_path / "keywords")
+        await store.start()
+        yield store
+        await store.aclose()
 
 
 class TestChromaEmbedded(VectorStoreContract):

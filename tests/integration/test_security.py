@@ -28,7 +28,7 @@ from services.auth_accounts import Accounts
 from services.auth_tokens import TokenMinter
 from stores.auth_store import SqlAuthStore
 from stores.catalog import SqlCatalog
-from stores.elastic import ElasticKeywordStore
+from stores.elastic import ElasticKeywordStore, chunk_index
 from streams.client import ReplyChannel
 from streams.codec import encode
 from streams.errors import AuthenticationError
@@ -152,7 +152,7 @@ async def ctx(
     store = SqlAuthStore.from_settings(settings)
     catalog = SqlCatalog(url=settings.database_url)
     keywords = ElasticKeywordStore(
-        url=settings.elasticsearch.url, index=settings.elasticsearch.index_prefix
+        url=settings.elasticsearch.url, index=chunk_index(settings.elasticsearch.index_prefix)
     )
     accounts = Accounts(store, settings.security, minter=TokenMinter(settings.security))
     try:

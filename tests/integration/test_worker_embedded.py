@@ -1,13 +1,16 @@
-"""The default deployment shape: embedded Chroma, and the CLI, against a real worker.
+"""The single-box deployment shape: embedded stores, and the CLI, against a real worker.
 
-The worker keeps vectors in an embedded PersistentClient and its catalog in PostgreSQL
-(asyncpg); the test drives it only through the ``ragstream`` command, as a user would.
+The worker keeps vectors in an embedded PersistentClient, keywords in the embedded tantivy
+index (``KEYWORD_STORE=embedded``) and its catalog in PostgreSQL (asyncpg); the tests drive it
+through the ``ragstream`` command, as a user would, and kill it to prove what it acked stays.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -17,6 +20,7 @@ import pytest
 import pytest_asyncio
 
 from stores.catalog import SqlCatalog
+from stores.tantivy_keywords import TantivyKeywordStore
 from streams.settings import KafkaSettings
 from tests.integration.harness import ROOT, WorkerProcess, isolated_env
 
@@ -35,6 +39,7 @@ async def cli_env(
         elasticsearch_url=elasticsearch_url,
         data_dir=data_dir,
         DATABASE_URL=postgres_url,
+        KEYWORD_STORE="embedded",
     )
     worker = WorkerProcess(env, log_path=data_dir / "worker.log").start()
     try:
@@ -46,6 +51,7 @@ async def cli_env(
     finally:
         worker.stop()
     assert (data_dir / "chroma").is_dir(), "the embedded Chroma keeps its files in the data dir"
+    assert (data_dir / "keywords" / "meta.json").is_file(), "so does the keyword index"
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -106,3 +112,64 @@ def test_cli_reports_bad_arguments(cli_env: dict[str, str], tmp_path: Path) -> N
     assert missing.returncode == 2 and "no such file" in missing.stderr
     bad = _cli(cli_env, "search", "x", "--filter", "novalue", "--tenant", "acme")
     assert bad.returncode == 2 and "key=value" in bad.stderr and bad.stdout == ""
+
+
+def test_a_second_worker_on_the_data_dir_refuses_to_start(cli_env: dict[str, str]) -> None:
+    """The embedded keyword index has one owner: a second worker exits 2 and says why."""
+    second = _cli(cli_env, "worker")
+    assert second.returncode == 2, second.stderr
+    assert "refusing to start" in second.stderr and "another process" in second.stderr
+
+
+async def test_acknowledged_documents_survive_a_sigkill(
+    kafka_bootstrap: str, elasticsearch_url: str, postgres_url: str, tmp_path: Path
+) -> None:
+    """Documents whose results arrived are in the embedded index after a SIGKILL and restart."""
+    data_dir = tmp_path / "data"
+    env = isolated_env(
+        kafka_bootstrap=kafka_bootstrap,
+        elasticsearch_url=elasticsearch_url,
+        data_dir=data_dir,
+        DATABASE_URL=postgres_url,
+        KEYWORD_STORE="embedded",
+    )
+    kafka = KafkaSettings(
+        bootstrap_servers=kafka_bootstrap, topic_prefix=env["RAGSTREAM_TOPIC_PREFIX"]
+    )
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(12):
+        (docs / f"note-{i}.md").write_text(f"Aerodynamics lecture {i}: zeppelin{i} drag.")
+    worker = WorkerProcess(env, log_path=tmp_path / "worker.log").start()
+    try:
+        await worker.wait_ready(kafka, tenant="probe")
+        ingest = await asyncio.to_thread(
+            _cli, env, "ingest", str(docs), "--tenant", "acme", "--wait"
+        )
+        assert ingest.returncode == 0 and "12 indexed" in ingest.stdout, ingest.stderr
+    finally:
+        worker.stop(sig=signal.SIGKILL)
+    assert worker.process is not None and worker.process.returncode == -signal.SIGKILL
+
+    # Straight from disk, before any replay could repair anything: every acked chunk is there.
+    store = TantivyKeywordStore(path=data_dir / "keywords")
+    await store.start()
+    try:
+        assert await store.count("acme") == 12
+        hits = await store.search("acme", "zeppelin7", top_k=5)
+        assert [hit.chunk.doc_id for hit in hits] == ["note-7.md"]
+    finally:
+        await store.aclose()
+
+    worker = WorkerProcess(env, log_path=tmp_path / "worker.log").start()
+    try:
+        await worker.wait_ready(kafka, tenant="probe")
+        found = await asyncio.to_thread(
+            _cli, env, "search", "aerodynamic", "--tenant", "acme", "--mode", "keyword",
+            "--top-k", "20", "--json",
+        )  # fmt: skip
+        assert found.returncode == 0, found.stderr
+        hits = json.loads(found.stdout)["hits"]
+        assert sorted(hit["doc_id"] for hit in hits) == sorted(f"note-{i}.md" for i in range(12))
+    finally:
+        worker.stop()
