@@ -297,18 +297,41 @@ def _kafka_ready(service: Service) -> bool:
     return bool(_run_isolated(lambda: _kafka_metadata(service.bootstrap)))
 
 
+async def _kafka_answers(host: str, port: int) -> bool:
+    from aiokafka.conn import create_conn
+
+    conn = await create_conn(host, port, request_timeout_ms=2000)
+    conn.close()
+    return True
+
+
+def _kafka_listening(service: Service) -> bool:
+    """Ready without following metadata (it advertises another listener, e.g. a TLS proxy)."""
+    return bool(_run_isolated(lambda: _kafka_answers(_HOST, service.port)))
+
+
 def start_kafka(
-    *, port: int | None = None, data_dir: Path, storage_url: str = "memory://tansu/"
+    *,
+    port: int | None = None,
+    data_dir: Path,
+    storage_url: str = "memory://tansu/",
+    advertised_port: int | None = None,
 ) -> Service:
-    """Tansu, a Kafka-protocol broker; memory storage loses everything on restart."""
+    """Tansu, a Kafka-protocol broker; memory storage loses everything on restart.
+
+    ``advertised_port``: clients are sent there by metadata (a TLS terminator in front of
+    the broker), so every connection after the bootstrap one goes through it.
+    """
     binary = _tansu_bin()
 
     def make(p: int) -> Service:
         listener = f"tcp://{_HOST}:{p}"
+        advertised = f"tcp://{_HOST}:{advertised_port}" if advertised_port else listener
         argv = [binary, "broker", "--listener-url", listener]
-        argv += ["--advertised-listener-url", listener, "--storage-engine", storage_url]
+        argv += ["--advertised-listener-url", advertised, "--storage-engine", storage_url]
+        probe = _kafka_listening if advertised_port else _kafka_ready
         return Service(
-            name="kafka", argv=argv, port=p, data_dir=data_dir, probe=_kafka_ready, scheme="kafka"
+            name="kafka", argv=argv, port=p, data_dir=data_dir, probe=probe, scheme="kafka"
         )
 
     return _start(make, port=port)

@@ -67,11 +67,11 @@ class Runtime:
             timeout_s=settings.elasticsearch.timeout_s,
             refresh=settings.elasticsearch.refresh,
             username=settings.elasticsearch.username,
-            password=(
-                settings.elasticsearch.password.get_secret_value()
-                if settings.elasticsearch.password
-                else None
-            ),
+            password=settings.elasticsearch.password,
+            api_key=settings.elasticsearch.api_key,
+            ca_certs=settings.elasticsearch.ca_certs,
+            verify_certs=settings.elasticsearch.verify_certs,
+            cloud_id=settings.elasticsearch.cloud_id,
         )
         b = settings.breakers
         embedding = "openai" if settings.embedding.provider == "openai" else "embedding"
@@ -123,6 +123,9 @@ class Runtime:
             path=None if self.settings.chroma.url else str(self.settings.chroma_path),
             url=self.settings.chroma.url or None,
             timeout_s=self.settings.chroma.timeout_s,
+            auth_token=self.settings.chroma.auth_token,
+            auth_header=self.settings.chroma.auth_token_transport_header,
+            ca_certs=self.settings.chroma.ca_certs,
         )
         # Every outside call goes through its breaker from here on.
         # Each call is also a Sentry span of the message's transaction.

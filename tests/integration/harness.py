@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from streams.client import SearchClient
+from streams.connection import aiokafka_kwargs
 from streams.errors import RagstreamError
 from streams.settings import KafkaSettings
 
@@ -125,8 +126,15 @@ class WorkerProcess:
             return "(no log)"
 
 
+def _kwargs(bootstrap: str | KafkaSettings) -> dict[str, Any]:
+    """Client arguments: a plain ``host:port``, or settings with TLS/SASL."""
+    if isinstance(bootstrap, KafkaSettings):
+        return aiokafka_kwargs(bootstrap)
+    return {"bootstrap_servers": bootstrap}
+
+
 async def produce(
-    bootstrap: str,
+    bootstrap: str | KafkaSettings,
     topic: str,
     *,
     value: bytes | None,
@@ -134,7 +142,7 @@ async def produce(
     headers: list[tuple[str, bytes]] | None = None,
 ) -> None:
     """Send one raw message with a plain aiokafka producer."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    producer = AIOKafkaProducer(**_kwargs(bootstrap))
     await producer.start()
     try:
         await producer.send_and_wait(topic, value, key=key, headers=headers)
@@ -143,7 +151,7 @@ async def produce(
 
 
 async def read_until(
-    bootstrap: str,
+    bootstrap: str | KafkaSettings,
     topic: str,
     predicate: Callable[[list[ConsumerRecord[Any, Any]]], bool],
     *,
@@ -152,7 +160,7 @@ async def read_until(
 ) -> list[ConsumerRecord[Any, Any]]:
     """Read a topic from the beginning (all partitions) until ``predicate(records)`` holds."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, fetch_max_wait_ms=50, enable_auto_commit=False
+        **_kwargs(bootstrap), group_id=None, fetch_max_wait_ms=50, enable_auto_commit=False
     )
     await consumer.start()
     records: list[ConsumerRecord[Any, Any]] = []
