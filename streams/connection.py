@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
 from typing import Any
 
@@ -193,6 +194,19 @@ def describe_kafka_error(exc: BaseException, kafka: KafkaSettings) -> str:
     return f"cannot connect to Kafka at {where}: {type(exc).__name__}: {text}"
 
 
+def _tls_handshake(host: str, port: int, context: ssl.SSLContext, timeout_s: float) -> None:
+    """A blocking TLS handshake with a hard timeout (run in a thread).
+
+    asyncio cannot abandon a TLS handshake promptly: cancelling ``create_connection`` closes
+    the half-open TLS transport gracefully, which waits up to ``ssl_shutdown_timeout`` (30 s)
+    for a peer that speaks no TLS. A socket timeout has no such wait.
+    """
+    with socket.create_connection((host, port), timeout=timeout_s) as raw:
+        raw.settimeout(timeout_s)
+        with context.wrap_socket(raw, server_hostname=host):
+            pass
+
+
 async def check_connection(kafka: KafkaSettings, *, timeout_s: float = CHECK_TIMEOUT_S) -> None:
     """One connection to the first bootstrap server as the clients make it, or a clear error.
 
@@ -204,6 +218,9 @@ async def check_connection(kafka: KafkaSettings, *, timeout_s: float = CHECK_TIM
     kwargs.pop("bootstrap_servers")
     conn = None
     try:
+        context = kwargs.get("ssl_context")
+        if context is not None:
+            await asyncio.to_thread(_tls_handshake, host, port, context, timeout_s)
         async with asyncio.timeout(timeout_s):
             conn = await create_conn(host, port, request_timeout_ms=int(timeout_s * 1000), **kwargs)
     except (ConnectionRefusedError, OSError) as exc:
