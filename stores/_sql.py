@@ -78,7 +78,7 @@ def map_error(
     """The one place a database exception becomes ours."""
     tls = exc if isinstance(exc, ssl.SSLError) else getattr(exc, "orig", None)
     if isinstance(tls, ssl.SSLError):
-        reason = getattr(tls, "verify_message", None) or tls.reason or tls
+        reason = getattr(tls, "verify_message", None) or getattr(tls, "reason", None) or tls
         return DependencyConfigError(
             f"TLS to the {what} database failed: {reason}: check sslmode/sslrootcert in "
             "DATABASE_URL"

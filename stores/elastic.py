@@ -75,11 +75,12 @@ def _translate(exc: Exception) -> RagstreamError:
         return exc
     if isinstance(exc, elasticsearch.ApiError):
         status = exc.meta.status if exc.meta is not None else 0
-        message = f"elasticsearch answered {status}: {exc.message}"
+        detail = str(exc.message) if exc.message not in (None, "None", "") else ""
+        message = f"elasticsearch answered {status}" + (f": {detail}" if detail else "")
         if status in (401, 403):
             return DependencyConfigError(
-                f"{message}: check ELASTICSEARCH_API_KEY or ELASTICSEARCH_USERNAME/PASSWORD "
-                "(and the user's privileges on the index)"
+                f"{message}: check ELASTICSEARCH_API_KEY or ELASTICSEARCH_USERNAME and "
+                "ELASTICSEARCH_PASSWORD (and the user's privileges on the index)"
             )
         if _is_retriable_status(status):
             return StoreUnavailableError(message)

@@ -79,7 +79,8 @@ def ssl_context(kafka: KafkaSettings) -> ssl.SSLContext | None:
 
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLError):
-        return str(exc.reason or exc.strerror or type(exc).__name__)
+        reason = getattr(exc, "reason", None) or exc.strerror or str(exc)
+        return str(reason or type(exc).__name__)
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return type(exc).__name__

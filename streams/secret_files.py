@@ -15,7 +15,7 @@ from typing import Any, get_args
 
 from pydantic import AliasChoices, SecretStr
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from streams.errors import ConfigError
 
@@ -71,7 +71,12 @@ class _SecretFileSource(PydanticBaseSettingsSource):
 
 
 class SecretFiles(BaseSettings):
-    """A section whose secrets may also come from ``NAME_FILE`` (after the variable itself)."""
+    """A section whose secrets may also come from ``NAME_FILE`` (after the variable itself).
+
+    Validation errors never echo the input (it may hold a secret).
+    """
+
+    model_config = SettingsConfigDict(hide_input_in_errors=True)
 
     @classmethod
     def settings_customise_sources(
