@@ -99,11 +99,20 @@ def _ssl_cause(exc: BaseException) -> ssl.SSLError | None:
 
 
 def _status(exc: BaseException) -> int | None:
-    """The HTTP status of a client error (httpx's or Chroma's own), if any."""
-    if isinstance(exc, httpx.HTTPStatusError):
-        return exc.response.status_code
-    if isinstance(exc, chromadb.errors.ChromaError):
-        return int(exc.code())
+    """The HTTP status of a client error (httpx's or Chroma's own), if any.
+
+    Chroma's client re-raises some of them as ``ValueError(str(e))``: the status is then
+    found on the error it was raised from.
+    """
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, httpx.HTTPStatusError):
+            return seen.response.status_code
+        if isinstance(seen, chromadb.errors.ChromaError) and seen.code() in (401, 403):
+            return int(seen.code())
+        seen = seen.__cause__ or seen.__context__
     return None
 
 

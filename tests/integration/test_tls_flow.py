@@ -196,7 +196,7 @@ async def test_chroma_token_auth_over_tls(secure: SecureStack, topic_prefix: str
 
 
 def _worker_env(secure: SecureStack, data_dir: Path, **overrides: str) -> dict[str, str]:
-    return isolated_env(
+    env = isolated_env(
         kafka_bootstrap=secure.kafka_bootstrap,
         elasticsearch_url=secure.elasticsearch_url,
         data_dir=data_dir,
@@ -210,8 +210,8 @@ def _worker_env(secure: SecureStack, data_dir: Path, **overrides: str) -> dict[s
         CHROMA_CA_CERTS=str(secure.pki.ca),
         BREAKER_ELASTICSEARCH_FAIL_MAX="1",
         BREAKER_ELASTICSEARCH_RESET_TIMEOUT_S="300",
-        **overrides,
     )
+    return env | overrides
 
 
 def _kafka(env: dict[str, str]) -> KafkaSettings:
