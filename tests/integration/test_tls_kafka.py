@@ -17,14 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from ragstream import devstack
 from ragstream.devstack import Service, free_port
 from streams.client import SearchClient
-from streams.connection import check_connection
+from streams.connection import aiokafka_kwargs, check_connection
 from streams.errors import ConfigError
 from streams.settings import KafkaSettings
-from streams.topics import ensure_topics
+from streams.topics import create_topic, ensure_topics
 from tests.integration.harness import ROOT, produce, read_until
 from tests.pki import Pki, make_pki
 from tests.tls_proxies import start_stunnel
@@ -134,6 +135,28 @@ async def test_clients_work_over_tls_with_a_ca_file(
     plain = KafkaSettings(bootstrap_servers=tls_broker.bootstrap)
     with pytest.raises(ConfigError, match="KAFKA_SECURITY_PROTOCOL"):
         await check_connection(plain)
+
+
+async def test_a_pre_created_reply_topic_is_read_from_its_end_and_kept(
+    tls_broker: TlsBroker, pki: Pki, topic_prefix: str
+) -> None:
+    """A client that may not create topics uses a shared reply topic: no create, no delete."""
+    kafka = _settings(_ssl_env(tls_broker.bootstrap, pki), topic_prefix)
+    shared = f"{topic_prefix}.replies.team-a"
+    await create_topic(kafka, shared, partitions=2)
+    await produce(kafka, shared, value=b"old", headers=[("correlation-id", b"old")])
+    async with SearchClient(kafka, reply_topic=shared) as client:
+        channel = client._channel
+        stale, fresh = channel.expect("old"), channel.expect("new")
+        await produce(kafka, shared, value=b"new", headers=[("correlation-id", b"new")])
+        record = await asyncio.wait_for(fresh, 30)
+        assert record.value == b"new" and not stale.done()  # read from the end only
+    admin = AIOKafkaAdminClient(**aiokafka_kwargs(kafka))
+    await admin.start()
+    try:
+        assert shared in await admin.list_topics()  # not deleted on close
+    finally:
+        await admin.close()
 
 
 async def test_mutual_tls_needs_the_client_certificate(
