@@ -172,3 +172,13 @@ def test_error_descriptions_name_a_setting_and_no_secret() -> None:
     for exc, expected in cases.items():
         text = describe_kafka_error(exc, kafka)
         assert expected in text and "\n" not in text and _SECRET not in text, text
+
+
+def test_a_refused_setting_never_echoes_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The validation error of a section holding a password does not print the password."""
+    monkeypatch.setenv("KAFKA_SASL_PASSWORD", _SECRET)
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")  # but no mechanism: refused
+    with pytest.raises(ValidationError) as raised:
+        KafkaSettings()
+    assert _SECRET not in str(raised.value) + repr(raised.value)
+    assert _SECRET not in describe_settings_error(raised.value)
