@@ -14,6 +14,8 @@ import sys
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from schemas.headers import Headers
+from streams.connection import aiokafka_kwargs
+from streams.settings import KafkaSettings
 
 __all__ = ["positioned", "serve"]
 
@@ -23,9 +25,11 @@ async def positioned(
 ) -> tuple[AIOKafkaProducer, AIOKafkaConsumer]:
     """A started producer (the worker's settings: acks=all, linger 0) and a consumer of every
     partition of ``topic`` by manual assignment, positioned at the end."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    # TLS/SASL from the environment (KAFKA_SECURITY_PROTOCOL, ...), like every client.
+    kwargs = aiokafka_kwargs(KafkaSettings(bootstrap_servers=bootstrap))
+    producer = AIOKafkaProducer(**kwargs, acks="all", linger_ms=0)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
+        **kwargs,
         group_id=None,
         enable_auto_commit=False,
         fetch_max_wait_ms=fetch_max_wait_ms,

@@ -16,6 +16,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from ragstream.runtime import Runtime
 from schemas.chunks import DocumentRecord
+from streams.connection import aiokafka_kwargs
 
 from benchmarks.common import Results
 from benchmarks.corpus import documents
@@ -48,9 +49,7 @@ async def stage_breakdown(env: dict[str, str], results: Results, n: int) -> str:
         services.embedding.build_embedder = saved[0]
         if saved[1] is not None:
             ragstream.runtime.build_embedder = saved[1]
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka.bootstrap_servers, acks="all", linger_ms=0
-    )
+    producer = AIOKafkaProducer(**aiokafka_kwargs(settings.kafka), acks="all", linger_ms=0)
     await producer.start()
     assert rt.vectors is not None
     indexer, vectors = rt.indexer, rt.vectors

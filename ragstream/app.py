@@ -22,6 +22,7 @@ from schemas.headers import Headers
 from streams import faust_transport, observability
 from streams.batching import batches, prepared_ahead
 from streams.codec import header
+from streams.connection import faust_credentials
 from streams.messaging import hold_until_done
 from streams.settings import Settings
 from streams.topics import ensure_topics
@@ -74,6 +75,7 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> faust.App:
     app = faust.App(
         kafka.consumer_group,
         broker=brokers,
+        broker_credentials=faust_credentials(kafka),
         store="memory://",
         key_serializer="raw",
         value_serializer="raw",
@@ -181,9 +183,9 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> faust.App:
 
 
 def run_worker(settings: Settings) -> None:
-    """Create the topics, then run the worker until a signal stops it."""
+    """Check the connection, create the topics, then run the worker until a signal stops it."""
     observability.init_sentry(settings.sentry)
-    asyncio.run(ensure_topics(settings.kafka))
+    asyncio.run(ensure_topics(settings.kafka))  # a bad Kafka setting raises here: one line
     app = build_app(settings)
     runtime: Runtime = app.ragstream_runtime  # type: ignore[attr-defined]
 

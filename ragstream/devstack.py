@@ -297,18 +297,52 @@ def _kafka_ready(service: Service) -> bool:
     return bool(_run_isolated(lambda: _kafka_metadata(service.bootstrap)))
 
 
+async def _kafka_answers(host: str, port: int) -> bool:
+    from aiokafka.conn import create_conn
+
+    conn = await create_conn(host, port, request_timeout_ms=2000)
+    conn.close()
+    return True
+
+
+def _tcp_accepts(service: Service) -> bool:
+    with socket.create_connection((_HOST, service.port), timeout=0.5):
+        return True
+
+
+def _kafka_listening(service: Service) -> bool:
+    """Ready without following metadata (it advertises another listener, e.g. a TLS proxy)."""
+    return bool(_run_isolated(lambda: _kafka_answers(_HOST, service.port)))
+
+
 def start_kafka(
-    *, port: int | None = None, data_dir: Path, storage_url: str = "memory://tansu/"
+    *,
+    port: int | None = None,
+    data_dir: Path,
+    storage_url: str = "memory://tansu/",
+    advertised_port: int | None = None,
+    authentication: bool = False,
 ) -> Service:
-    """Tansu, a Kafka-protocol broker; memory storage loses everything on restart."""
+    """Tansu, a Kafka-protocol broker; memory storage loses everything on restart.
+
+    ``advertised_port``: clients are sent there by metadata (a TLS terminator in front of
+    the broker), so every connection after the bootstrap one goes through it.
+    ``authentication``: SASL (SCRAM) required. Tansu 0.6 creates SCRAM users only through an
+    authenticated connection, and its memory storage starts empty: no login can succeed.
+    """
     binary = _tansu_bin()
 
     def make(p: int) -> Service:
         listener = f"tcp://{_HOST}:{p}"
+        advertised = f"tcp://{_HOST}:{advertised_port}" if advertised_port else listener
         argv = [binary, "broker", "--listener-url", listener]
-        argv += ["--advertised-listener-url", listener, "--storage-engine", storage_url]
+        argv += ["--advertised-listener-url", advertised, "--storage-engine", storage_url]
+        probe = _kafka_listening if advertised_port else _kafka_ready
+        if authentication:
+            argv.append("--authentication")
+            probe = _tcp_accepts
         return Service(
-            name="kafka", argv=argv, port=p, data_dir=data_dir, probe=_kafka_ready, scheme="kafka"
+            name="kafka", argv=argv, port=p, data_dir=data_dir, probe=probe, scheme="kafka"
         )
 
     return _start(make, port=port)

@@ -65,7 +65,11 @@ def build_keyword_store(settings: Settings) -> KeywordStore:
         timeout_s=es.timeout_s,
         refresh=es.refresh,
         username=es.username,
-        password=es.password.get_secret_value() if es.password else None,
+        password=es.password,
+        api_key=es.api_key,
+        ca_certs=es.ca_certs,
+        verify_certs=es.verify_certs,
+        cloud_id=es.cloud_id,
     )
 
 
@@ -137,6 +141,9 @@ class Runtime:
             path=None if self.settings.chroma.url else str(self.settings.chroma_path),
             url=self.settings.chroma.url or None,
             timeout_s=self.settings.chroma.timeout_s,
+            auth_token=self.settings.chroma.auth_token,
+            auth_header=self.settings.chroma.auth_token_transport_header,
+            ca_certs=self.settings.chroma.ca_certs,
         )
         # Every outside call goes through its breaker from here on.
         # Each call is also a Sentry span of the message's transaction.

@@ -3,13 +3,16 @@
 The catalog (``stores.catalog``) and the auth store (``stores.auth_store``) live in the same
 database (``DATABASE_URL``: SQLite by default, PostgreSQL via asyncpg in production). Every
 driver and SQLAlchemy exception leaves a store through ``mapped``, the one place where it
-becomes ``StoreUnavailableError`` (retriable) or ``StoreRejectedError``.
+becomes ``StoreUnavailableError`` (retriable) or ``StoreRejectedError``. TLS to PostgreSQL
+is set in the URL with libpq's names (``sslmode``, ``sslrootcert``, ``sslcert``, ``sslkey``,
+``sslnegotiation=direct``), which ``_asyncpg_tls`` maps onto asyncpg's ``ssl``/``direct_tls``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -18,10 +21,15 @@ from typing import Any
 
 from sqlalchemy import DateTime, MetaData, TypeDecorator, event, inspect, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from streams.errors import ConfigError, StoreRejectedError, StoreUnavailableError
+from streams.errors import (
+    ConfigError,
+    DependencyConfigError,
+    StoreRejectedError,
+    StoreUnavailableError,
+)
 
 __all__ = ["SqlStore", "UTCDateTime", "map_error", "mapped"]
 
@@ -66,8 +74,15 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def map_error(
     exc: Exception, *, what: str = "catalog"
-) -> StoreUnavailableError | StoreRejectedError:
+) -> StoreUnavailableError | StoreRejectedError | DependencyConfigError:
     """The one place a database exception becomes ours."""
+    tls = exc if isinstance(exc, ssl.SSLError) else getattr(exc, "orig", None)
+    if isinstance(tls, ssl.SSLError):
+        reason = getattr(tls, "verify_message", None) or getattr(tls, "reason", None) or tls
+        return DependencyConfigError(
+            f"TLS to the {what} database failed: {reason}: check sslmode/sslrootcert in "
+            "DATABASE_URL"
+        )
     if isinstance(exc, _REJECTED):
         return StoreRejectedError(f"{what} rejected the request: {exc}")
     if isinstance(exc, (*_UNAVAILABLE, sa_exc.DBAPIError)):
@@ -82,6 +97,48 @@ async def mapped(what: str = "catalog") -> AsyncIterator[None]:
         yield
     except (sa_exc.SQLAlchemyError, OSError, builtins.TimeoutError) as exc:
         raise map_error(exc, what=what) from exc
+
+
+_LIBPQ_TLS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "sslnegotiation")
+_SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+def _asyncpg_tls(url: URL) -> tuple[URL, dict[str, Any]]:
+    """Move libpq's TLS parameters out of the URL into asyncpg connect arguments.
+
+    asyncpg takes ``ssl`` (a mode or an ``SSLContext``), not ``sslmode``/``sslrootcert``:
+    left in the URL they would reach ``asyncpg.connect`` as unknown keywords. ``verify-ca``
+    and ``verify-full`` build a context from ``sslrootcert`` (default: the system's CAs);
+    ``require`` with ``sslrootcert`` verifies the CA, as libpq does.
+    """
+    query = dict(url.query)
+    given = {k: str(query.pop(k)) for k in _LIBPQ_TLS if k in query}
+    if not given:
+        return url, {}
+    if "ssl" in query:
+        raise ConfigError("DATABASE_URL: use ssl= or sslmode=, not both")
+    mode = given.get("sslmode", "prefer")
+    if mode not in _SSLMODES:
+        raise ConfigError(f"DATABASE_URL: sslmode={mode!r}, expected one of {_SSLMODES}")
+    args: dict[str, Any] = {}
+    if given.get("sslnegotiation") == "direct":
+        args["direct_tls"] = True
+    root, cert, key = given.get("sslrootcert"), given.get("sslcert"), given.get("sslkey")
+    verify = mode in ("verify-ca", "verify-full") or (mode == "require" and root)
+    if not verify and not cert:
+        args["ssl"] = False if mode == "disable" else mode
+        return url.set(query=query), args
+    try:
+        context = ssl.create_default_context(cafile=root)
+        if cert:
+            context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"DATABASE_URL: cannot load its TLS files: {exc}") from exc
+    context.check_hostname = mode == "verify-full"
+    if not verify:
+        context.verify_mode = ssl.CERT_NONE
+    args["ssl"] = context
+    return url.set(query=query), args
 
 
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
@@ -132,7 +189,8 @@ class SqlStore:
                 "pool_recycle": pool_recycle,
             }
             if parsed.get_driver_name() == "asyncpg":
-                kwargs["connect_args"] = {"timeout": _CONNECT_TIMEOUT_S}
+                parsed, tls = _asyncpg_tls(parsed)
+                kwargs["connect_args"] = {"timeout": _CONNECT_TIMEOUT_S, **tls}
         try:
             self._engine: AsyncEngine = create_async_engine(parsed, **kwargs)
         except (sa_exc.ArgumentError, ImportError, TypeError) as exc:

@@ -4,7 +4,8 @@ Adapter at the edge of the flow: the indexing service writes here, the search se
 here. The Chroma client is synchronous and CPU-bound, so every call runs in this store's own
 worker threads, never on the event loop, under ``asyncio.timeout(timeout_s)``. Chroma never
 embeds anything itself (no embedding function: vectors always come from us). Every client
-exception is translated in ``_translate`` (the one place).
+exception is translated in ``_translate`` (the one place); a 401/403 or a failed TLS
+handshake is ``DependencyConfigError`` (our token or CA is wrong: no retry, no breaker).
 
 Chroma metadata is flat, so a chunk is stored as ``tenant``, ``doc_id``, ``n``, ``start``,
 ``title``, each user key under ``metadata.<key>`` (filterable) and the original metadata as
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import ssl
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,11 +28,13 @@ import chromadb
 import chromadb.errors
 import httpx
 from chromadb.config import Settings
+from pydantic import SecretStr
 
 from schemas.chunks import Chunk, ScoredChunk
 from stores.base import METADATA_PREFIX, Filters, check_filters
 from streams.errors import (
     ConfigError,
+    DependencyConfigError,
     RagstreamError,
     StoreRejectedError,
     StoreUnavailableError,
@@ -42,12 +46,26 @@ _T = TypeVar("_T")
 _JSON_KEY = "metadata_json"
 _WORKERS = 2
 _NOT_RUNNING = "Could not connect to a Chroma server"
+_TOKEN_PROVIDER = "chromadb.auth.token_authn.TokenAuthClientProvider"  # noqa: S105 (a class)
 
 
 def _translate(exc: BaseException) -> RagstreamError:
     """Map one client exception to ours (the only place this store does it)."""
     if isinstance(exc, RagstreamError):
         return exc
+    tls = _ssl_cause(exc)
+    if tls is not None:
+        reason = getattr(tls, "verify_message", None) or getattr(tls, "reason", None) or tls
+        return DependencyConfigError(
+            f"TLS to chroma failed: {reason}: check CHROMA_CA_CERTS and that CHROMA_URL names "
+            "the host of the server's certificate"
+        )
+    status = _status(exc)
+    if status in (401, 403):
+        return DependencyConfigError(
+            f"chroma answered {status}: check CHROMA_AUTH_TOKEN (and "
+            "CHROMA_AUTH_TOKEN_TRANSPORT_HEADER)"
+        )
     if isinstance(exc, TimeoutError | httpx.TransportError):
         return StoreUnavailableError(f"chroma unreachable or too slow: {exc!r}")
     if isinstance(exc, httpx.HTTPStatusError):
@@ -66,6 +84,36 @@ def _translate(exc: BaseException) -> RagstreamError:
     if isinstance(exc, ValueError | TypeError | KeyError):
         return StoreRejectedError(f"chroma refused the request: {exc}")
     return StoreUnavailableError(f"chroma failed: {exc!r}")
+
+
+def _ssl_cause(exc: BaseException) -> ssl.SSLError | None:
+    """The ``ssl`` error behind a connection failure, if that is what it is."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, ssl.SSLError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _status(exc: BaseException) -> int | None:
+    """The HTTP status of a client error (httpx's or Chroma's own), if any.
+
+    Chroma's client re-raises some of them as ``ValueError(str(e))``: the status is then
+    found on the error it was raised from.
+    """
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return None
+        if isinstance(seen, httpx.HTTPStatusError):
+            return seen.response.status_code
+        if isinstance(seen, chromadb.errors.ChromaError) and seen.code() in (401, 403):
+            return int(seen.code())
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _where(
@@ -107,14 +155,24 @@ def _chunk(flat: dict[str, Any], text: str | None) -> Chunk:
     )
 
 
-def _http_client(url: str, timeout_s: float, settings: Settings) -> Any:
+def _http_client(
+    url: str, timeout_s: float, settings: Settings, *, ca_certs: Path | None = None
+) -> Any:
     """A client of the Chroma server at ``url`` (connects at once: call it off the loop)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"chroma url must be http(s)://host[:port], got {url!r}")
-    ssl = parts.scheme == "https"
-    port = parts.port or (443 if ssl else 8000)
-    client = chromadb.HttpClient(host=parts.hostname, port=port, ssl=ssl, settings=settings)
+    https = parts.scheme == "https"
+    port = parts.port or (443 if https else 8000)
+    if https and ca_certs is not None:
+        try:
+            context = ssl.create_default_context(cafile=str(ca_certs))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"CHROMA_CA_CERTS: cannot load {ca_certs}: {exc}") from exc
+        # Chroma's setting is typed bool | str (a str is deprecated by httpx): set the context
+        # itself, which its client hands to httpx as ``verify=``.
+        object.__setattr__(settings, "chroma_server_ssl_verify", context)
+    client = chromadb.HttpClient(host=parts.hostname, port=port, ssl=https, settings=settings)
     # The client's httpx session has no timeout at all; give it ours (best effort, private).
     session = getattr(getattr(client, "_server", None), "_session", None)
     if isinstance(session, httpx.Client):
@@ -132,7 +190,17 @@ class ChromaVectorStore:
         path: str | Path | None = None,
         url: str | None = None,
         timeout_s: float = 30,
+        auth_token: str | SecretStr | None = None,
+        auth_header: str = "Authorization",
+        ca_certs: str | Path | None = None,
     ) -> None:
+        """``auth_token``: sent on every request to a server, as ``Authorization: Bearer``
+        or ``X-Chroma-Token`` (``auth_header``); ``ca_certs``: CA bundle of an https server."""
+        if isinstance(auth_token, SecretStr):
+            auth_token = auth_token.get_secret_value()
+        self._auth_token = auth_token or None
+        self._auth_header = auth_header
+        self._ca_certs = Path(ca_certs) if ca_certs else None
         if not url and path is None:
             raise ConfigError("ChromaVectorStore needs a path (embedded) or a url (server)")
         self.collection_name = collection
@@ -163,7 +231,17 @@ class ChromaVectorStore:
         if self._client is None:
             settings = Settings(anonymized_telemetry=False, allow_reset=False)
             if self._url:
-                self._client = _http_client(self._url, self._timeout_s, settings)
+                if self._auth_token:
+                    settings = Settings(
+                        anonymized_telemetry=False,
+                        allow_reset=False,
+                        chroma_client_auth_provider=_TOKEN_PROVIDER,
+                        chroma_client_auth_credentials=self._auth_token,
+                        chroma_auth_token_transport_header=self._auth_header,
+                    )
+                self._client = _http_client(
+                    self._url, self._timeout_s, settings, ca_certs=self._ca_certs
+                )
             else:
                 self._client = chromadb.PersistentClient(path=str(self._path), settings=settings)
         return self._client

@@ -6,13 +6,15 @@ tantivy store runs the same one). The index is ``{prefix}-v2``: indexes of the f
 (``{prefix}``, no analyzer) are copied over by ``reindex_from`` (``ragstream reindex``).
 Every client exception is translated in ``_translate`` (the one place): connection
 failures, timeouts, 429 and 5xx become ``StoreUnavailableError``, other 4xx and bad input
-``StoreRejectedError``.
+``StoreRejectedError``, and 401/403 or a failed TLS handshake ``DependencyConfigError`` (our
+credentials or CA are wrong: no retry, no breaker opening).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import elastic_transport
@@ -23,7 +25,13 @@ from pydantic import SecretStr
 from schemas.chunks import Chunk, ScoredChunk
 from stores.base import Filters, check_filters
 from stores.keyword_analysis import ANALYZER, ELASTIC_ANALYSIS, TIE_BREAKER, TITLE_BOOST
-from streams.errors import ConfigError, RagstreamError, StoreRejectedError, StoreUnavailableError
+from streams.errors import (
+    ConfigError,
+    DependencyConfigError,
+    RagstreamError,
+    StoreRejectedError,
+    StoreUnavailableError,
+)
 
 __all__ = [
     "INDEX_MAPPING",
@@ -89,17 +97,40 @@ def _translate(exc: Exception) -> RagstreamError:
         return exc
     if isinstance(exc, elasticsearch.ApiError):
         status = exc.meta.status if exc.meta is not None else 0
-        message = f"elasticsearch answered {status}: {exc.message}"
+        detail = str(exc.message) if exc.message not in (None, "None", "") else ""
+        message = f"elasticsearch answered {status}" + (f": {detail}" if detail else "")
+        if status in (401, 403):
+            return DependencyConfigError(
+                f"{message}: check ELASTICSEARCH_API_KEY or ELASTICSEARCH_USERNAME and "
+                "ELASTICSEARCH_PASSWORD (and the user's privileges on the index)"
+            )
         if _is_retriable_status(status):
             return StoreUnavailableError(message)
         return StoreRejectedError(message)
     if isinstance(exc, elastic_transport.SerializationError):
         return StoreRejectedError(f"elasticsearch serialization failed: {exc}")
+    if isinstance(exc, elastic_transport.TlsError):
+        return DependencyConfigError(
+            f"TLS to elasticsearch failed: {_tls_reason(exc)}: check ELASTICSEARCH_CA_CERTS "
+            "and that ELASTICSEARCH_URL names the host of the server's certificate"
+        )
     if isinstance(exc, elastic_transport.TransportError):
         return StoreUnavailableError(f"elasticsearch unreachable: {exc}")
     if isinstance(exc, ValueError | TypeError):
         return StoreRejectedError(f"elasticsearch request refused: {exc}")
     return StoreUnavailableError(f"elasticsearch failed: {exc!r}")
+
+
+def _tls_reason(exc: BaseException) -> str:
+    """The certificate problem, from the innermost ``ssl`` error (no secrets in it)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        message = getattr(seen, "verify_message", None) or getattr(seen, "reason", None)
+        if isinstance(message, str) and message:
+            return message
+        nested = getattr(seen, "errors", None)
+        seen = nested[0] if nested else (seen.__cause__ or seen.__context__)
+    return type(exc).__name__
 
 
 @asynccontextmanager
@@ -195,6 +226,10 @@ class ElasticKeywordStore:
         username: str | None = None,
         password: str | SecretStr | None = None,
         legacy_index: str | None = None,
+        api_key: str | SecretStr | None = None,
+        ca_certs: str | Path | None = None,
+        verify_certs: bool = True,
+        cloud_id: str | None = None,
     ) -> None:
         self.index = index
         self.legacy_index = legacy_index
@@ -202,10 +237,24 @@ class ElasticKeywordStore:
         self._refresh = refresh
         if isinstance(password, SecretStr):
             password = password.get_secret_value()
-        auth = (username, password or "") if username else None
-        self._client = AsyncElasticsearch(
-            url, request_timeout=timeout_s, basic_auth=auth, max_retries=1
-        )
+        if isinstance(api_key, SecretStr):
+            api_key = api_key.get_secret_value()
+        options: dict[str, Any] = {"request_timeout": timeout_s, "max_retries": 1}
+        if api_key:
+            options["api_key"] = api_key
+        elif username:
+            options["basic_auth"] = (username, password or "")
+        if cloud_id:
+            options["cloud_id"] = cloud_id
+        else:
+            options["hosts"] = url
+        if cloud_id or url.startswith("https:"):
+            options["verify_certs"] = verify_certs
+            if ca_certs:
+                options["ca_certs"] = str(ca_certs)
+            if not verify_certs:
+                options["ssl_show_warn"] = False
+        self._client = AsyncElasticsearch(**options)
         self._closed = False
 
     async def start(self) -> None:

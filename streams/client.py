@@ -4,7 +4,10 @@ One producer and one reply consumer per client, shared by every request in fligh
 Each client instance owns a private single-partition reply topic, read by manual
 assignment from its beginning (no consumer group to join, no reliance on
 ``seek_to_end``), and the client is ready only once that consumer has its position:
-a request is never sent before its reply could be read.
+a request is never sent before its reply could be read. Where clients may not create
+topics, ``reply_topic=`` names a pre-created one instead: it is read from its end (every
+partition) and never deleted. TLS and SASL come from the same ``KafkaSettings``
+(``streams.connection``), checked with one connection before anything else.
 
     async with SearchClient(settings.kafka, token=jwt) as client:  # or api_key="rsk_..."
         result = await client.search("how do I rotate keys?", tenant="acme", top_k=5)
@@ -21,13 +24,14 @@ from typing import Any, Self
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
 
 from schemas.document import DocumentDelete, DocumentUpsert
 from schemas.headers import Headers
 from schemas.ingest import IngestResult
 from schemas.search import SearchRequest, SearchResult
 from streams.codec import encode, header
+from streams.connection import aiokafka_kwargs, check_connection, describe_kafka_error
 from streams.errors import DependencyError, RemoteError, RequestTimeoutError
 from streams.settings import KafkaSettings
 from streams.topics import Topics, create_topic, ensure_topics
@@ -50,31 +54,55 @@ class ReplyChannel:
         self._reader: asyncio.Task[None] | None = None
         self._closed = False
 
-    async def start(self) -> None:
-        """Create the reply topic, start both clients, and wait until replies can be read."""
+    async def start(self, *, check: bool = True) -> None:
+        """Create the reply topic, start both clients, and wait until replies can be read.
+
+        ``check``: first open one connection with a deadline (``check_connection``), so a
+        misconfiguration is one clear error within seconds (skip it if just done).
+        """
+        if check:
+            await check_connection(self._kafka)
+        kwargs = aiokafka_kwargs(self._kafka)
         try:
-            await create_topic(self._kafka, self.reply_topic)
-            self._producer = AIOKafkaProducer(
-                bootstrap_servers=self._kafka.bootstrap_servers, acks="all", linger_ms=0
-            )
+            if self._owns_topic:
+                await create_topic(self._kafka, self.reply_topic)
+            self._producer = AIOKafkaProducer(**kwargs, acks="all", linger_ms=0)
             await self._producer.start()
             self._consumer = AIOKafkaConsumer(
-                bootstrap_servers=self._kafka.bootstrap_servers,
+                **kwargs,
                 group_id=None,
                 enable_auto_commit=False,
                 fetch_max_wait_ms=self._kafka.fetch_max_wait_ms,
             )
             await self._consumer.start()
-            tp = TopicPartition(self.reply_topic, 0)
-            self._consumer.assign([tp])
-            await self._consumer.seek_to_beginning(tp)
-            await self._consumer.position(tp)  # readiness: the offset is resolved
+            if self._owns_topic:
+                tps = [TopicPartition(self.reply_topic, 0)]
+                self._consumer.assign(tps)
+                await self._consumer.seek_to_beginning(*tps)
+            else:  # shared and long-lived: only replies from now on, on every partition
+                tps = await self._shared_partitions()
+                self._consumer.assign(tps)
+                await self._consumer.seek_to_end(*tps)
+            for tp in tps:
+                await self._consumer.position(tp)  # readiness: the offset is resolved
         except KafkaError as exc:
             await self.aclose()
-            raise DependencyError(
-                f"cannot connect to Kafka at {self._kafka.bootstrap_servers}: {exc!r}"
-            ) from exc
+            raise DependencyError(describe_kafka_error(exc, self._kafka)) from exc
         self._reader = asyncio.create_task(self._read_replies(), name="ragstream-replies")
+
+    async def _shared_partitions(self) -> list[TopicPartition]:
+        """The partitions of a pre-created reply topic; a missing topic is a clear error."""
+        assert self._consumer is not None
+        try:
+            partitions = await self._consumer._client._wait_on_metadata(self.reply_topic)
+        except UnknownTopicOrPartitionError:
+            partitions = None
+        if not partitions:
+            raise DependencyError(
+                f"reply topic {self.reply_topic!r} does not exist or is not readable "
+                "(create it, grant this client Read on it, or drop reply_topic=)"
+            )
+        return [TopicPartition(self.reply_topic, p) for p in sorted(partitions)]
 
     async def _read_replies(self) -> None:
         assert self._consumer is not None
@@ -172,7 +200,7 @@ class ReplyChannel:
             await self._delete_reply_topic()
 
     async def _delete_reply_topic(self) -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._kafka.bootstrap_servers)
+        admin = AIOKafkaAdminClient(**aiokafka_kwargs(self._kafka))
         with contextlib.suppress(Exception):
             await admin.start()
             await admin.delete_topics([self.reply_topic])
@@ -182,13 +210,20 @@ class ReplyChannel:
 
 class _Client:
     def __init__(
-        self, kafka: KafkaSettings, *, token: str | None = None, api_key: str | None = None
+        self,
+        kafka: KafkaSettings,
+        *,
+        token: str | None = None,
+        api_key: str | None = None,
+        reply_topic: str | None = None,
     ) -> None:
+        """``reply_topic``: a pre-created topic for replies (clients that may not create
+        topics); by default each client creates a private one and deletes it on close."""
         if token and api_key:
             raise ValueError("pass either token= or api_key=, not both")
         self._kafka = kafka
         self.topics = Topics.from_settings(kafka)
-        self._channel = ReplyChannel(kafka)
+        self._channel = ReplyChannel(kafka, reply_topic=reply_topic)
         self._auth = [(Headers.AUTHORIZATION, f"Bearer {token}".encode())] if token else []
         if api_key:
             self._auth = [(Headers.API_KEY, api_key.encode())]
@@ -243,8 +278,9 @@ class IngestClient(_Client):
     """Produce documents; optionally wait for each one's ingest result."""
 
     async def __aenter__(self) -> Self:
-        await ensure_topics(self._kafka)
-        return await super().__aenter__()
+        await ensure_topics(self._kafka)  # checks the connection first
+        await self._channel.start(check=False)
+        return self
 
     async def submit(self, doc: DocumentUpsert | DocumentDelete) -> asyncio.Future[IngestResult]:
         """Send a document; the returned future resolves to its ``IngestResult``."""

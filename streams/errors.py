@@ -6,6 +6,7 @@ Stores translate their clients' exceptions into these at their boundary; agents 
 
     RagstreamError                      code            retriable
     ├── ConfigError                     config          no
+    │   └── DependencyConfigError       dependency_config no
     ├── InvalidMessageError             invalid_message no
     │   ├── MalformedMessageError       malformed_json  no
     │   ├── SchemaValidationError       invalid_schema  no
@@ -33,6 +34,7 @@ __all__ = [
     "AuthorizationError",
     "BreakerOpenError",
     "ConfigError",
+    "DependencyConfigError",
     "DependencyError",
     "DependencyRejectedError",
     "EmbeddingRejectedError",
@@ -67,6 +69,13 @@ class ConfigError(RagstreamError):
     """Settings are missing, contradictory or unsafe."""
 
     code = "config"
+
+
+class DependencyConfigError(ConfigError):
+    """An outside system refused *our* credentials or TLS (a 401/403, a certificate it or we
+    do not trust): a setting must change, so retrying won't help and no breaker opens."""
+
+    code = "dependency_config"
 
 
 class InvalidMessageError(RagstreamError):

@@ -58,8 +58,8 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # key=value / key: value pairs naming a secret.
     (
         re.compile(
-            r"(?i)\b(password|passwd|pwd|secret|api[_-]?key|token|access_token)"
-            r"(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&'\"]+)"
+            r"(?i)\b(\w*(?:password|passwd|pwd|secret|api[_-]?key|token|credentials))"
+            r"(['\"]?\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|[^\s,;&'\"]+)"
         ),
         r"\1\2" + FILTERED,
     ),
@@ -76,11 +76,17 @@ def scrub_text(value: str) -> str:
 _NORMALISED_KEYS = frozenset(k.replace("-", "_") for k in SENSITIVE_KEYS)
 
 
+_SENSITIVE_PARTS = ("password", "passwd", "secret", "token", "api_key", "apikey", "credential")
+"""A key containing one of these is a credential too (``sasl_plain_password``, ``auth_token``)."""
+
+
 def _sensitive(key: Any, extra: frozenset[str]) -> bool:
     if not isinstance(key, str):
         return False
     norm = key.lower().replace("-", "_")
-    return norm in extra or norm in _NORMALISED_KEYS
+    if norm in extra or norm in _NORMALISED_KEYS:
+        return True
+    return any(part in norm for part in _SENSITIVE_PARTS)
 
 
 def scrub_data(data: Any, *, keys: Iterable[str] = ()) -> Any:

@@ -1,7 +1,9 @@
 """Settings: every knob, read once from the environment, frozen.
 
-Leaf module (imports nothing of ours but errors). Each section reads its own environment
-variables; secrets are ``SecretStr`` so dumps and logs mask them. Units are in the names.
+Leaf module (imports nothing of ours but errors and ``secret_files``). Each section reads its
+own environment variables; secrets are ``SecretStr`` so dumps and logs mask them. Units are
+in the names. Every secret also reads ``NAME_FILE``: a path whose content is the value
+(the Docker and Kubernetes secrets convention), through ``streams.secret_files``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.secret_files import SecretFiles as _SecretFiles
+from streams.secret_files import env_name, mask_url
 
 __all__ = [
     "AuthSettings",
@@ -29,6 +34,7 @@ __all__ = [
     "default_data_dir",
     "describe_settings_error",
     "env_name",
+    "mask_url",
 ]
 
 
@@ -39,7 +45,11 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("RAGSTREAM_DATA_DIR", ".ragstream")).resolve()
 
 
-class KafkaSettings(BaseSettings):
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"]
+
+
+class KafkaSettings(_SecretFiles):
     """Kafka connection and the topic names (all share one prefix)."""
 
     # populate_by_name: ``KafkaSettings(topic_prefix=...)`` works (not only its env alias).
@@ -67,26 +77,110 @@ class KafkaSettings(BaseSettings):
     """Consumer group rebalance timeout."""
     max_message_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     """Largest message the worker accepts; larger ones are dead-lettered."""
+    security_protocol: KafkaSecurityProtocol = "PLAINTEXT"
+    """How every client talks to the brokers (librdkafka's ``security.protocol``)."""
+    sasl_mechanism: KafkaSaslMechanism | None = None
+    """Required with ``SASL_*``: ``PLAIN``, ``SCRAM-SHA-256``, ``SCRAM-SHA-512`` or
+    ``OAUTHBEARER`` (a static token, ``KAFKA_SASL_OAUTHBEARER_TOKEN``)."""
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    sasl_oauthbearer_token: SecretStr | None = None
+    """The bearer token of ``OAUTHBEARER``; read once at start (restart to rotate it)."""
+    ssl_cafile: Path | None = None
+    """PEM CA bundle that signed the brokers' certificates (default: the system's CAs)."""
+    ssl_certfile: Path | None = None
+    """PEM client certificate (mutual TLS); may also hold the key."""
+    ssl_keyfile: Path | None = None
+    """PEM private key of ``ssl_certfile``."""
+    ssl_key_password: SecretStr | None = None
+    """Password of an encrypted ``ssl_keyfile``."""
+    ssl_check_hostname: bool = True
+    """Check that the broker's certificate names the host connected to (keep it on)."""
+
+    @property
+    def uses_ssl(self) -> bool:
+        """Whether connections are TLS (``SSL`` or ``SASL_SSL``)."""
+        return self.security_protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_sasl(self) -> bool:
+        """Whether connections authenticate with SASL."""
+        return self.security_protocol.startswith("SASL_")
+
+    @model_validator(mode="after")
+    def _security_is_consistent(self) -> KafkaSettings:
+        protocol = self.security_protocol
+        if not self.uses_ssl:
+            given = [n for n in ("ssl_cafile", "ssl_certfile", "ssl_keyfile") if getattr(self, n)]
+            if given:
+                names = ", ".join(f"KAFKA_{n.upper()}" for n in given)
+                raise ValueError(
+                    f"{names} set but KAFKA_SECURITY_PROTOCOL is {protocol}: "
+                    "set it to SSL or SASL_SSL"
+                )
+        if self.ssl_keyfile and not self.ssl_certfile:
+            raise ValueError("KAFKA_SSL_KEYFILE needs KAFKA_SSL_CERTFILE")
+        if not self.uses_sasl:
+            if self.sasl_username or self.sasl_password or self.sasl_oauthbearer_token:
+                raise ValueError(
+                    f"KAFKA_SASL_* credentials set but KAFKA_SECURITY_PROTOCOL is {protocol}: "
+                    "set it to SASL_SSL (or SASL_PLAINTEXT)"
+                )
+            return self
+        if self.sasl_mechanism is None:
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_MECHANISM "
+                "(PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER)"
+            )
+        if self.sasl_mechanism == "OAUTHBEARER":
+            if not self.sasl_oauthbearer_token:
+                raise ValueError(
+                    "KAFKA_SASL_MECHANISM=OAUTHBEARER needs KAFKA_SASL_OAUTHBEARER_TOKEN"
+                )
+        elif not self.sasl_username or not self.sasl_password:
+            raise ValueError(
+                f"KAFKA_SASL_MECHANISM={self.sasl_mechanism} needs KAFKA_SASL_USERNAME and "
+                "KAFKA_SASL_PASSWORD"
+            )
+        return self
 
     def topic(self, name: str) -> str:
         """The full name of one of ragstream's topics."""
         return f"{self.topic_prefix}.{name}"
 
 
-class ElasticsearchSettings(BaseSettings):
+class ElasticsearchSettings(_SecretFiles):
     """The keyword store."""
 
     model_config = SettingsConfigDict(env_prefix="ELASTICSEARCH_", frozen=True, extra="ignore")
 
     url: str = "http://127.0.0.1:9200"
-    """Base URL of the Elasticsearch API."""
+    """Base URL of the Elasticsearch API (``https://`` for TLS)."""
+    cloud_id: str | None = None
+    """Elastic Cloud deployment id: used instead of ``url``."""
     index_prefix: str = "ragstream-chunks"
     """Chunks go to the index ``{index_prefix}-v2`` (``-v1`` mapping: ``{index_prefix}``)."""
+    api_key: SecretStr | None = None
+    """An API key (the base64 ``encoded`` form Elasticsearch returns); or username/password."""
     username: str | None = None
     password: SecretStr | None = None
+    ca_certs: Path | None = None
+    """PEM CA bundle that signed the server's certificate (default: the system's CAs)."""
+    verify_certs: bool = True
+    """Verify the server's certificate and host name (keep it on)."""
     timeout_s: float = 10.0
     refresh: bool = False
     """Refresh after each write (tests); production relies on the refresh interval."""
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> ElasticsearchSettings:
+        if self.api_key and (self.username or self.password):
+            raise ValueError(
+                "set ELASTICSEARCH_API_KEY or ELASTICSEARCH_USERNAME/PASSWORD, not both"
+            )
+        if bool(self.username) != bool(self.password):
+            raise ValueError("ELASTICSEARCH_USERNAME and ELASTICSEARCH_PASSWORD go together")
+        return self
 
 
 class KeywordSettings(BaseSettings):
@@ -101,7 +195,7 @@ class KeywordSettings(BaseSettings):
     """Where the embedded index keeps its files (default: ``{data_dir}/keywords``)."""
 
 
-class ChromaSettings(BaseSettings):
+class ChromaSettings(_SecretFiles):
     """The vector store: embedded and persistent by default, or a Chroma server."""
 
     model_config = SettingsConfigDict(env_prefix="CHROMA_", frozen=True, extra="ignore")
@@ -113,15 +207,27 @@ class ChromaSettings(BaseSettings):
     collection_prefix: str = "ragstream"
     """Collections are named ``{prefix}-{model}`` so vectors of two models never mix."""
     timeout_s: float = 30.0
+    auth_token: SecretStr | None = None
+    """Token sent to a Chroma server (or the proxy that authenticates for it)."""
+    auth_token_transport_header: Literal["Authorization", "X-Chroma-Token"] = "Authorization"  # noqa: S105 (a header name, not a secret)
+    """``Authorization`` sends ``Bearer <token>``; ``X-Chroma-Token`` sends the token as is."""
+    ca_certs: Path | None = None
+    """PEM CA bundle that signed an ``https://`` server's certificate."""
 
 
-class DatabaseSettings(BaseSettings):
+class DatabaseSettings(_SecretFiles):
     """The SQL catalog."""
 
     model_config = SettingsConfigDict(env_prefix="DB_", frozen=True, extra="ignore")
 
-    url: str = Field(default="", validation_alias=AliasChoices("DATABASE_URL"))
-    """SQLAlchemy async URL; empty means SQLite in the data dir."""
+    url: str = Field(
+        default="",
+        validation_alias=AliasChoices("DATABASE_URL"),
+        json_schema_extra={"secret": True},
+        repr=False,
+    )
+    """SQLAlchemy async URL; empty means SQLite in the data dir. TLS: ``?sslmode=verify-full``
+    (``require``, ``verify-ca``) and ``&sslrootcert=/ca.pem``, mapped onto asyncpg."""
     pool_size: int = 20
     max_overflow: int = 40
     pool_pre_ping: bool = True
@@ -130,7 +236,7 @@ class DatabaseSettings(BaseSettings):
     echo: bool = False
 
 
-class OpenAISettings(BaseSettings):
+class OpenAISettings(_SecretFiles):
     """The ``openai`` embedding provider (any OpenAI-compatible server)."""
 
     model_config = SettingsConfigDict(env_prefix="OPENAI_", frozen=True, extra="ignore")
@@ -230,7 +336,7 @@ class BreakerSettings(BaseSettings):
     elasticsearch_call_timeout_s: float = Field(default=30.0, gt=0)
 
 
-class SentrySettings(BaseSettings):
+class SentrySettings(_SecretFiles):
     """Error reporting."""
 
     model_config = SettingsConfigDict(env_prefix="SENTRY_", frozen=True, extra="ignore")
@@ -240,7 +346,7 @@ class SentrySettings(BaseSettings):
     traces_sample_rate: float = Field(default=0.1, ge=0.0, le=1.0)
 
 
-class AuthSettings(BaseSettings):
+class AuthSettings(_SecretFiles):
     """Who may put messages on the topics: JWTs, API keys, users (see README "Security")."""
 
     model_config = SettingsConfigDict(
@@ -350,20 +456,10 @@ class Settings(BaseSettings):
         ]
 
     def masked(self) -> dict[str, Any]:
-        """A dump safe to log: secrets show as ``**********``."""
-        return self.model_dump(mode="json")
-
-
-def env_name(section: type[BaseSettings], field: str) -> str:
-    """The environment variable that sets ``field`` of ``section`` (its alias, or prefix + name)."""
-    info = section.model_fields.get(field)
-    alias = info.validation_alias if info is not None else None
-    if isinstance(alias, AliasChoices) and alias.choices and isinstance(alias.choices[0], str):
-        return alias.choices[0]
-    if isinstance(alias, str):
-        return alias
-    prefix = str(section.model_config.get("env_prefix", ""))
-    return f"{prefix}{field}".upper()
+        """A dump safe to log: secrets show as ``**********``, URL passwords too."""
+        dump = self.model_dump(mode="json")
+        dump["database"]["url"] = mask_url(dump["database"]["url"])
+        return dump
 
 
 _SECTIONS: dict[str, type[BaseSettings]] = {}

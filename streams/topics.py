@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+from streams.connection import aiokafka_kwargs, check_connection, describe_kafka_error
 from streams.errors import DependencyError
 from streams.settings import KafkaSettings
 
@@ -66,9 +67,7 @@ def _raise_topic_errors(response: object) -> None:
 
 
 async def _create(kafka: KafkaSettings, specs: list[NewTopic]) -> None:
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=kafka.bootstrap_servers, request_timeout_ms=15_000
-    )
+    admin = AIOKafkaAdminClient(**aiokafka_kwargs(kafka), request_timeout_ms=15_000)
     try:
         await admin.start()
         existing = set(await admin.list_topics())
@@ -80,15 +79,14 @@ async def _create(kafka: KafkaSettings, specs: list[NewTopic]) -> None:
                 return  # another worker or client won the race
             _raise_topic_errors(response)
     except KafkaError as exc:
-        raise DependencyError(
-            f"cannot create topics on {kafka.bootstrap_servers}: {exc!r}"
-        ) from exc
+        raise DependencyError(f"cannot create topics: {describe_kafka_error(exc, kafka)}") from exc
     finally:
         await admin.close()
 
 
 async def ensure_topics(kafka: KafkaSettings) -> Topics:
-    """Create the contract's topics where missing; return their names."""
+    """Check the connection, create the contract's topics where missing; return their names."""
+    await check_connection(kafka)
     topics = Topics.from_settings(kafka)
     await _create(kafka, topics.specs(kafka))
     return topics

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from ragstream.cli import _env
 from ragstream.cli._env import add_command
 from schemas.breaker import BreakerEvent
+from streams.connection import aiokafka_kwargs, check_connection
 from streams.settings import Settings
 from streams.topics import Topics
 
@@ -180,8 +181,9 @@ async def _assign(consumer: AIOKafkaConsumer, topic: str, timeout_s: float) -> l
 async def run_breakers(settings: Settings, args: argparse.Namespace) -> int:
     """The command: snapshot, then (``--follow``) every new transition."""
     topic = Topics.from_settings(settings.kafka).breaker_events
+    await check_connection(settings.kafka)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka.bootstrap_servers,
+        **aiokafka_kwargs(settings.kafka),
         group_id=None,
         enable_auto_commit=False,
         fetch_max_wait_ms=200,

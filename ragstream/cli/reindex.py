@@ -26,6 +26,10 @@ async def _reindex(source: str | None) -> tuple[str, str, int]:
         timeout_s=max(es.timeout_s, 600.0),  # a server-side copy of a large index takes a while
         username=es.username,
         password=es.password,
+        api_key=es.api_key,
+        ca_certs=es.ca_certs,
+        verify_certs=es.verify_certs,
+        cloud_id=es.cloud_id,
     )
     origin = source or es.index_prefix
     try:

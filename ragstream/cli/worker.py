@@ -14,12 +14,19 @@ __all__ = ["register"]
 
 def cmd_worker(args: argparse.Namespace) -> int:
     """Run the worker against the configured services."""
-    from ragstream.app import run_worker
+    import asyncio
+
     from services.auth_tokens import check_auth_settings
+    from streams.connection import check_connection
 
     loaded = settings()
     configure_logging(loaded)
     check_auth_settings(loaded)  # fail fast, before connecting to anything
+    # Kafka next, before the heavy imports below: a bad TLS/SASL setting fails in seconds.
+    asyncio.run(check_connection(loaded.kafka))
+
+    from ragstream.app import run_worker
+
     run_worker(loaded)
     return 0
 

@@ -16,6 +16,8 @@ from aiokafka.structs import ConsumerRecord
 
 from ragstream import workers
 from ragstream.workers import worker_env
+from streams.connection import aiokafka_kwargs
+from streams.settings import KafkaSettings
 
 __all__ = ["WorkerProcess", "isolated_env", "produce", "read_until"]
 
@@ -51,8 +53,15 @@ class WorkerProcess(workers.WorkerProcess):
         super().__init__(env, log_path=log_path, cwd=ROOT)
 
 
+def _kwargs(bootstrap: str | KafkaSettings) -> dict[str, Any]:
+    """Client arguments: a plain ``host:port``, or settings with TLS/SASL."""
+    if isinstance(bootstrap, KafkaSettings):
+        return aiokafka_kwargs(bootstrap)
+    return {"bootstrap_servers": bootstrap}
+
+
 async def produce(
-    bootstrap: str,
+    bootstrap: str | KafkaSettings,
     topic: str,
     *,
     value: bytes | None,
@@ -60,7 +69,7 @@ async def produce(
     headers: list[tuple[str, bytes]] | None = None,
 ) -> None:
     """Send one raw message with a plain aiokafka producer."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    producer = AIOKafkaProducer(**_kwargs(bootstrap))
     await producer.start()
     try:
         await producer.send_and_wait(topic, value, key=key, headers=headers)
@@ -69,7 +78,7 @@ async def produce(
 
 
 async def read_until(
-    bootstrap: str,
+    bootstrap: str | KafkaSettings,
     topic: str,
     predicate: Callable[[list[ConsumerRecord[Any, Any]]], bool],
     *,
@@ -78,7 +87,7 @@ async def read_until(
 ) -> list[ConsumerRecord[Any, Any]]:
     """Read a topic from the beginning (all partitions) until ``predicate(records)`` holds."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, fetch_max_wait_ms=50, enable_auto_commit=False
+        **_kwargs(bootstrap), group_id=None, fetch_max_wait_ms=50, enable_auto_commit=False
     )
     await consumer.start()
     records: list[ConsumerRecord[Any, Any]] = []
