@@ -13,7 +13,8 @@ from stores.memory import MemoryKeywordStore, MemoryVectorStore
 from stores.memory_catalog import MemoryCatalog
 from streams.errors import StoreUnavailableError
 from streams.settings import IngestSettings, SearchSettings
-from tests.unit.test_services import BagOfWordsEmbedder, _doc
+from tests.fakes import FakeEmbedder
+from tests.unit.test_services import _doc
 
 
 class _RecordingKeywords(MemoryKeywordStore):
@@ -57,7 +58,7 @@ class _RecordingVectors(MemoryVectorStore):
 async def _setup(
     settings: SearchSettings,
 ) -> tuple[Searcher, _RecordingVectors, _RecordingKeywords]:
-    vectors, keywords, embedder = _RecordingVectors(), _RecordingKeywords(), BagOfWordsEmbedder()
+    vectors, keywords, embedder = _RecordingVectors(), _RecordingKeywords(), FakeEmbedder()
     indexer = Indexer(
         catalog=MemoryCatalog(),
         vectors=vectors,
