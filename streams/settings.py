@@ -306,8 +306,8 @@ class SearchSettings(BaseSettings):
     """How many hits each leg fetches before fusion (at least top_k; chosen on CISI)."""
     vector_weight: float = Field(default=1.0, ge=0.0)
     """The vector leg's weight in hybrid fusion."""
-    keyword_weight: float = Field(default=0.5, ge=0.0)
-    """The keyword leg's weight in hybrid fusion (chosen on CISI: BENCHMARKS.md)."""
+    keyword_weight: float = Field(default=1.0, ge=0.0)
+    """The keyword leg's weight in hybrid fusion (equal weights chosen on CISI: BENCHMARKS.md)."""
     vector_candidates: int | None = Field(default=None, ge=1)
     """Hits the vector leg fetches in hybrid mode (default ``candidates``)."""
     keyword_candidates: int | None = Field(default=None, ge=1)
