@@ -74,7 +74,7 @@ async def _until(predicate: Any, timeout_s: float = 5.0) -> None:
 
 
 async def test_every_transition_is_published_in_order_with_key_and_scrubbed_error() -> None:
-    """closed->open->half-open->closed arrive in order, keyed by breaker, error scrubbed."""
+    """closed->open->half-open->closed arrive in order as v2 (key breaker@worker) then v1."""
     producer = FakeProducer()
     publisher = BreakerEventPublisher(
         "p.breaker-events", worker="host:1", producer=lambda: producer
@@ -91,14 +91,23 @@ async def test_every_transition_is_published_in_order_with_key_and_scrubbed_erro
         assert await publisher.drain(timeout_s=5)
     finally:
         task.cancel()
-    events = [value for _, _, value in producer.sent]
+    v2 = [(key, value) for _, key, value in producer.sent[0::2]]
+    assert {key for key, _ in v2} == {b"elasticsearch@host:1"}
+    assert {e["schema"] for _, e in v2} == {"ragstream.breaker-event.v2"}
+    assert [(e["from"], e["to"], e["reason"]) for _, e in v2] == [
+        ("closed", "open", "local"),
+        ("open", "half-open", "local"),
+        ("half-open", "closed", "local"),
+    ]
+    assert not any(e["heartbeat"] for _, e in v2) and "hunter2" not in str(v2)
+    events = [value for _, _, value in producer.sent[1::2]]
     assert [(e["from"], e["to"]) for e in events] == [
         ("closed", "open"),
         ("open", "half-open"),
         ("half-open", "closed"),
     ]
     assert {topic for topic, _, _ in producer.sent} == {"p.breaker-events"}
-    assert {key for _, key, _ in producer.sent} == {b"elasticsearch"}
+    assert {key for _, key, _ in producer.sent[1::2]} == {b"elasticsearch"}
     first = events[0]
     assert first["schema"] == "ragstream.breaker-event.v1" and first["worker"] == "host:1"
     assert first["fail_counter"] == 2 and (first["at"].endswith("Z") or "+00:00" in first["at"])
@@ -113,7 +122,7 @@ async def test_send_failures_are_retried_until_the_broker_takes_the_event() -> N
     """A broker that refuses three times still gets the event, once."""
     producer = FakeProducer(fail=3)
     publisher = BreakerEventPublisher(
-        "t", worker="w", producer=lambda: producer, retry_initial_s=0.01
+        "t", worker="w", producer=lambda: producer, retry_initial_s=0.01, legacy_v1=False
     )
     breaker = _breaker(fail_max=1)
     publisher.attach([breaker])
@@ -133,19 +142,24 @@ async def test_events_before_the_task_starts_and_from_other_threads_are_kept() -
     early = _breaker("vectordb", fail_max=1)
     publisher.attach([early])
     await _fail(early)  # no loop task yet
-    assert publisher.pending() == 1
+    assert publisher.pending() == 2  # v2 and v1
     task = asyncio.create_task(publisher.run())
     try:
-        await _until(lambda: len(producer.sent) == 1)
+        await _until(lambda: len(producer.sent) == 2)
         threaded = _breaker("openai", fail_max=1)
         publisher.attach([threaded])
         thread = threading.Thread(target=lambda: threaded.cb.open())
         thread.start()
         thread.join()
-        await _until(lambda: len(producer.sent) == 2)
+        await _until(lambda: len(producer.sent) == 4)
     finally:
         task.cancel()
-    assert [key for _, key, _ in producer.sent] == [b"vectordb", b"openai"]
+    assert [key for _, key, _ in producer.sent] == [
+        b"vectordb@w",
+        b"vectordb",
+        b"openai@w",
+        b"openai",
+    ]
 
 
 async def test_the_publishers_death_is_loud() -> None:
