@@ -298,15 +298,24 @@ def _kafka_ready(service: Service) -> bool:
 
 
 def start_kafka(
-    *, port: int | None = None, data_dir: Path, storage_url: str = "memory://tansu/"
+    *,
+    port: int | None = None,
+    data_dir: Path,
+    storage_url: str = "memory://tansu/",
+    advertised_port: int | None = None,
 ) -> Service:
-    """Tansu, a Kafka-protocol broker; memory storage loses everything on restart."""
+    """Tansu, a Kafka-protocol broker; memory storage loses everything on restart.
+
+    ``advertised_port``: the port clients are told to reconnect to (a proxy in front of
+    the broker, for fault tests); by default the broker's own.
+    """
     binary = _tansu_bin()
 
     def make(p: int) -> Service:
         listener = f"tcp://{_HOST}:{p}"
+        advertised = f"tcp://{_HOST}:{advertised_port or p}"
         argv = [binary, "broker", "--listener-url", listener]
-        argv += ["--advertised-listener-url", listener, "--storage-engine", storage_url]
+        argv += ["--advertised-listener-url", advertised, "--storage-engine", storage_url]
         return Service(
             name="kafka", argv=argv, port=p, data_dir=data_dir, probe=_kafka_ready, scheme="kafka"
         )
