@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import pybreaker
+import structlog
 
 from streams.errors import BreakerOpenError, DependencyError, RagstreamError
 from streams.scrub import scrub_text
@@ -48,6 +49,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
 
 
 def is_business_error(exc: BaseException) -> bool:
@@ -284,6 +286,13 @@ class Breaker:
         self.last_failure_at = datetime.now(UTC)
         self.failures_total += 1
         self._record(exc)
+        log.info(
+            "breaker_call_failed",
+            breaker=self.name,
+            state=self.state,
+            fail_counter=self.cb.fail_counter,
+            error=self.last_failure,
+        )
 
     def status(self) -> BreakerStatus:
         """State, counters and whether a call would be let through now."""
