@@ -39,6 +39,7 @@ from schemas.document import DocumentDelete, DocumentUpsert
 from schemas.headers import Headers
 from services.embedding import build_embedder
 from services.indexing import content_hash
+from sqlalchemy.engine import make_url
 from stores.catalog import Catalog
 from stores.chroma import ChromaVectorStore
 from stores.elastic import ElasticKeywordStore
@@ -385,7 +386,7 @@ async def run_soak(
         "elasticsearch": FaultProxy(*upstream(services["elasticsearch"])),
         "chroma": FaultProxy(*upstream(services["chroma"])),
         "embeddings": FaultProxy(*upstream(services["embeddings"])),
-        "postgres": FaultProxy("127.0.0.1", 5432),
+        "postgres": FaultProxy(*_pg_upstream(services["postgres"])),
     }
     for proxy in proxies.values():
         await proxy.start()
@@ -405,9 +406,7 @@ async def run_soak(
             embeddings=f"http://{proxies['embeddings'].address}",
             data_dir=root / "workers",
             partitions=4,
-            database_url=services["postgres"].replace(
-                "127.0.0.1:5432", proxies["postgres"].address
-            ),
+            database_url=_through(services["postgres"], proxies["postgres"].address),
         )
         env |= {
             "KAFKA_MAX_MESSAGE_BYTES": str(MAX_MESSAGE_BYTES),
@@ -518,6 +517,17 @@ async def run_soak(
         for proxy in proxies.values():
             await proxy.stop()
         await asyncio.to_thread(kafka.stop)
+
+
+def _pg_upstream(url: str) -> tuple[str, int]:
+    parsed = make_url(url)
+    return parsed.host or "127.0.0.1", int(parsed.port or 5432)
+
+
+def _through(url: str, address: str) -> str:
+    """The database URL with the proxy's host and port."""
+    host, port = address.split(":")
+    return make_url(url).set(host=host, port=int(port)).render_as_string(hide_password=False)
 
 
 def _settings(env: dict[str, str]) -> Settings:
