@@ -136,7 +136,7 @@ async def _produce_docs(
             key = doc.encode()
             message: DocumentUpsert | DocumentDelete
             if roll < 0.25 and doc in soak.last:
-                message = DocumentDelete(id=doc, tenant=TENANT)
+                message = DocumentDelete(op="delete", id=doc, tenant=TENANT)
             else:
                 revs[doc] += 1
                 message = DocumentUpsert(

@@ -41,11 +41,11 @@ class FakeProducer:
         self.sent.append((topic, key, json.loads(value)))
 
 
-def _breaker(name: str = "elasticsearch", fail_max: int = 2) -> Breaker:
+def _breaker(name: str = "elasticsearch", fail_max: int = 2, reset_s: float = 0.05) -> Breaker:
     return Breaker(
         name,
         fail_max=fail_max,
-        reset_timeout_s=0.05,
+        reset_timeout_s=reset_s,
         call_timeout_s=1,
         unavailable=StoreUnavailableError,
     )
@@ -184,7 +184,8 @@ async def test_the_publishers_death_is_loud() -> None:
 
 async def test_get_breaker_status_reports_each_breaker() -> None:
     """State, fail counter, last failure and whether calls are allowed, per breaker."""
-    es, vec = _breaker("elasticsearch", fail_max=1), _breaker("vectordb")
+    # A reset timeout no loaded machine outlasts between the failure and the status read.
+    es, vec = _breaker("elasticsearch", fail_max=1, reset_s=60), _breaker("vectordb")
     await _fail(es, "down")
     await _fail(vec, "flaky")
     status = get_breaker_status({"elasticsearch": es, "vectordb": vec})
