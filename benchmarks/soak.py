@@ -412,13 +412,16 @@ async def run_soak(
             "KAFKA_MAX_MESSAGE_BYTES": str(MAX_MESSAGE_BYTES),
             "INGEST_MAX_TEXT_CHARS": str(MAX_TEXT_CHARS),
             "INGEST_BATCH_MAX": "8",
+            # Generous for a loaded 2-core machine: a slow answer is not the fault under test.
+            "OPENAI_TIMEOUT_S": "30",
+            "EMBEDDING_BATCH_SIZE": "8",
             **{
                 f"BREAKER_{name}_{knob}": value
                 for name in ("OPENAI", "VECTORDB", "ELASTICSEARCH")
                 for knob, value in (
                     ("FAIL_MAX", "3"),
                     ("RESET_TIMEOUT_S", "3"),
-                    ("CALL_TIMEOUT_S", "15"),
+                    ("CALL_TIMEOUT_S", "45"),
                 )
             },
         }
