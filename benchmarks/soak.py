@@ -427,6 +427,10 @@ async def run_soak(
         }
         settings = _settings(env)
         topics = await ensure_topics(settings.kafka)
+        embedder = build_embedder(settings)  # its name (the collection's) needs its dimensions
+        await embedder.start()
+        model = embedder.name
+        await embedder.aclose()
         fleet = [
             FleetWorker(env, name=f"soak-w{i}", log_path=root / f"soak-w{i}.log").start()
             for i in range(workers)
@@ -472,8 +476,6 @@ async def run_soak(
             if results.get(c, {}).get("status") != "rejected"
             or (results.get(c, {}).get("error") or {}).get("code") != soak.bad[c]
         ]
-        embedder = build_embedder(settings)
-        model = embedder.name
         stored = await _check_stores(settings, soak, results, model, services["elasticsearch"])
         for w in fleet:
             if not w.alive():
