@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from ragstream.devrun import STATE_FILE
@@ -166,6 +168,9 @@ def fail(command: str, message: str, *, code: int = EXIT_FAILED) -> int:
 def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """Run a command; a bad setting or an unreachable dependency is one line, not a traceback."""
     command = str(getattr(args, "command", "") or "")
+    # The Kafka client logs each failed connection attempt; without a handler of ours those
+    # lines would reach stderr through logging's last resort. The error below says it once.
+    logging.getLogger("aiokafka").addHandler(logging.NullHandler())
     try:
         return int(func(args) or 0)
     except KeyboardInterrupt:
@@ -174,7 +179,7 @@ def run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> 
         return fail(command, f"bad setting: {describe_settings_error(exc)}", code=EXIT_USAGE)
     except ConfigError as exc:
         return fail(command, str(exc), code=EXIT_USAGE)
-    except DependencyError as exc:
+    except (DependencyError, KafkaError, ConnectionError) as exc:
         return fail(command, f"{exc} ({_HINT})")
     except RagstreamError as exc:
         return fail(command, f"({exc.code}) {exc}")

@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import TypeAdapter, ValidationError
 
 from ragstream.cli import _env
+from ragstream.cli._env import add_command
 from schemas.breaker import AnyBreakerEvent, BreakerEvent, BreakerEventV2
 from streams.settings import Settings
 from streams.topics import Topics
@@ -250,8 +251,8 @@ async def run_breakers(settings: Settings, args: argparse.Namespace) -> int:
         fetch_max_wait_ms=200,
     )
     fleet = FleetState(max_age_s=args.max_age)
-    await consumer.start()
     try:
+        await consumer.start()
         tps = await _assign(consumer, topic, args.timeout)
         if tps:
             end = await consumer.end_offsets(tps)
@@ -294,7 +295,15 @@ def cmd_breakers(args: argparse.Namespace) -> int:
 
 def register(subparsers: Any) -> None:
     """Add ``ragstream breakers`` to the command's subparsers."""
-    p = subparsers.add_parser("breakers", help="the fleet's breaker states (events topic)")
+    p = add_command(
+        subparsers,
+        "breakers",
+        help="the fleet's breaker states (events topic)",
+        examples=[
+            "ragstream breakers --fail-on open            # exit 1 if any worker's is open",
+            "ragstream breakers --follow --json | jq .to",
+        ],
+    )
     p.add_argument("--follow", action="store_true", help="then print each transition as it happens")
     p.add_argument("--json", action="store_true", help="JSON instead of a table / lines")
     p.add_argument(

@@ -74,6 +74,10 @@ async def test_cli_ingest_search_delete(cli_env: dict[str, str], tmp_path: Path)
     assert "2 documents: 2 indexed" in ingest.stdout
     again = _cli(cli_env, "ingest", str(docs), "--tenant", "acme", "--wait")
     assert "2 documents: 2 unchanged" in again.stdout, again.stdout + again.stderr
+    unawaited = _cli(cli_env, "ingest", str(docs), "--tenant", "acme")
+    assert unawaited.returncode == 0, unawaited.stderr
+    assert "produced 2 documents" in unawaited.stdout
+    assert "results were not awaited" in unawaited.stderr
 
     table = _cli(cli_env, "search", "what holds the stream?", "--tenant", "acme")
     assert table.returncode == 0, table.stderr
@@ -101,4 +105,4 @@ def test_cli_reports_bad_arguments(cli_env: dict[str, str], tmp_path: Path) -> N
     missing = _cli(cli_env, "ingest", str(tmp_path / "nope"), "--tenant", "acme")
     assert missing.returncode == 2 and "no such file" in missing.stderr
     bad = _cli(cli_env, "search", "x", "--filter", "novalue", "--tenant", "acme")
-    assert bad.returncode == 2 and "key=value" in bad.stdout + bad.stderr
+    assert bad.returncode == 2 and "key=value" in bad.stderr and bad.stdout == ""
