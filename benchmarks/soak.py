@@ -497,7 +497,8 @@ async def run_soak(
             soak.failures.append(f"unexpected worker deaths: {soak.deaths}")
         statuses = Counter(r.get("status") for c, r in results.items() if c in soak.produced)
         soak.table = {
-            "seconds": round(time.monotonic() - started),
+            "load seconds": round(seconds),
+            "seconds to settle (load + every result in)": round(time.monotonic() - started),
             "workers": workers,
             "seed": seed,
             "messages in": len(soak.produced),
