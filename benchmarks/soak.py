@@ -352,11 +352,11 @@ async def _check_stores(
                         f"chroma {vec_n} (r{rev}: {vec_rev}), catalog {record}"
                     )
                 counts["duplicate chunks"] += max(es_n - want, 0) + max(vec_n - want, 0)
+            if expected_total < 0:
+                return dict(counts)  # unsettled documents: "lost" already fails the run
             es_total, vec_total = await keywords.count(TENANT), await vectors.count(TENANT)
             counts["orphan chunks"] += max(es_total - expected_total, 0)
             counts["orphan chunks"] += max(vec_total - expected_total, 0)
-            if expected_total < 0:
-                return dict(counts)  # unsettled documents: "lost" already fails the run
             if es_total != expected_total or vec_total != expected_total:
                 soak.failures.append(
                     f"tenant totals: want {expected_total}, es {es_total}, chroma {vec_total}"
