@@ -63,3 +63,8 @@ BENCH_ARGS ?=
 bench: setup ## Benchmarks on the embedded stack; BENCH_ARGS="--quick", or e.g. "search ingest"
 	$(UV) sync --locked --python $(PYTHON) $(EXTRAS) --extra bench
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+
+SOAK_ARGS ?= --minutes 10
+.PHONY: soak
+soak: setup ## Chaos soak: faults and kills on 2 workers, then every check (SOAK_ARGS="--minutes 10 --seed 1")
+	$(BIN)/python benchmarks/soak.py $(SOAK_ARGS)

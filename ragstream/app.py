@@ -96,6 +96,7 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> faust.App:
     rt = runtime or Runtime(settings)
     app.ragstream_runtime = rt  # type: ignore[attr-defined]
     rt.breaker_events.use_producer(lambda: app.producer)
+    rt.breaker_events.use_partitions(lambda: _assigned(app))
     rt.breaker_events.on_death(
         lambda exc: observability.capture_exception(exc, tags={"component": "breaker-events"})
     )
@@ -179,7 +180,27 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> faust.App:
         observability.enable_asyncio()
         await rt.breaker_events.run()
 
+    @app.task
+    async def _breaker_heartbeat() -> None:
+        await rt.breaker_events.run_heartbeat()
+
+    if rt.breaker_follower is not None:
+        follower = rt.breaker_follower
+
+        @app.task
+        async def _follow_breakers() -> None:
+            # BREAKER_FLEET=follow: a plain consumer from the end; if it dies, the worker does.
+            await follower.run()
+
     return app
+
+
+def _assigned(app: faust.App) -> list[str]:
+    """The worker's assigned partitions as ``topic:partition`` (none before it joined)."""
+    consumer = app._consumer
+    if consumer is None:
+        return []
+    return [f"{tp.topic}:{tp.partition}" for tp in consumer.assignment()]
 
 
 def run_worker(settings: Settings) -> None:
@@ -191,6 +212,7 @@ def run_worker(settings: Settings) -> None:
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def _close(app: Any, **kwargs: Any) -> None:
+        runtime.breaker_events.retire()  # tombstones: this worker leaves the breaker board
         await runtime.breaker_events.drain(timeout_s=5.0)
         await runtime.aclose()
 

@@ -326,7 +326,7 @@ def start_kafka(
     """Tansu, a Kafka-protocol broker; memory storage loses everything on restart.
 
     ``advertised_port``: clients are sent there by metadata (a TLS terminator in front of
-    the broker), so every connection after the bootstrap one goes through it.
+    the broker, or a fault proxy), so every connection after the bootstrap one goes through it.
     ``authentication``: SASL (SCRAM) required. Tansu 0.6 creates SCRAM users only through an
     authenticated connection, and its memory storage starts empty: no login can succeed.
     """

@@ -15,6 +15,7 @@ from typing import Any
 import structlog
 
 from ragstream.breaker_events import BreakerEventPublisher, on_breaker_transition
+from ragstream.breaker_follow import BreakerFollower
 from services.auth import Authenticator
 from services.embedding import Embedder, build_embedder
 from services.indexing import Indexer
@@ -112,8 +113,22 @@ class Runtime:
         self._embedding_breaker = self.breakers[embedding]
         # Transitions: logged and put on the events topic (the app gives it a producer),
         # and an opening is a Sentry warning.
-        self.breaker_events = BreakerEventPublisher(self.topics.breaker_events, worker=self.worker)
+        self.breaker_events = BreakerEventPublisher(
+            self.topics.breaker_events,
+            worker=self.worker,
+            heartbeat_s=b.heartbeat_s,
+            legacy_v1=b.events_v1,
+        )
         self.breaker_events.attach(self.breakers.values())
+        # BREAKER_FLEET=follow: peers' events move these breakers too (the app runs it).
+        self.breaker_follower: BreakerFollower | None = None
+        if b.fleet == "follow":
+            self.breaker_follower = BreakerFollower(
+                self.topics.breaker_events,
+                worker=self.worker,
+                breakers=self.breakers,
+                bootstrap_servers=settings.kafka.bootstrap_servers,
+            )
         for breaker in self.breakers.values():
             breaker.subscribe(on_breaker_transition)
         self.vectors: ChromaVectorStore | None = None

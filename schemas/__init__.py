@@ -4,7 +4,7 @@ Every message carries a ``schema`` string naming its type and version. This pack
 imports nothing else of ragstream's, so any tool can read the contract from it alone.
 """
 
-from schemas.breaker import BreakerEvent
+from schemas.breaker import BreakerEvent, BreakerEventV2
 from schemas.chunks import Chunk, DocumentRecord, ScoredChunk
 from schemas.document import DocumentDelete, DocumentMessage, DocumentUpsert, Metadata
 from schemas.headers import Headers
@@ -13,6 +13,7 @@ from schemas.search import SearchHit, SearchRequest, SearchResult
 
 __all__ = [
     "BreakerEvent",
+    "BreakerEventV2",
     "Chunk",
     "DocumentDelete",
     "DocumentMessage",

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from schemas.breaker import BreakerEvent
+from schemas.breaker import BreakerEvent, BreakerEventV2
 from schemas.document import DocumentMessage
 from schemas.ingest import IngestResult
 from schemas.search import SearchRequest, SearchResult
@@ -27,6 +27,7 @@ _MODELS: dict[str, Any] = {
     "ragstream.search-request.v1": SearchRequest,
     "ragstream.search-result.v1": SearchResult,
     "ragstream.breaker-event.v1": BreakerEvent,
+    "ragstream.breaker-event.v2": BreakerEventV2,
 }
 
 

@@ -12,6 +12,16 @@ asyncio part:
   request, a rejected input) do not trip it, and cancellation counts as nothing at all;
 - the outcome is recorded through ``CircuitBreaker.calling()``, so pybreaker's counters,
   transitions and listeners behave exactly as documented.
+
+Fleet following (``follow_open``/``follow_closed``, driven by ``ragstream.breaker_follow``
+from other workers' events; this module knows nothing of Kafka): a peer's opening opens
+this breaker at once, dated from the peer's event, so it is trusted for at most one reset
+timeout; a peer's successful trial moves an open breaker to half-open (the next call is the
+trial). Our own success closes a breaker a peer opened, and a peer whose opening our own
+trial disproved is not followed again until it reports ``closed`` itself (the flapping
+case: a dependency down for one worker only). Every change happens under pybreaker's
+lock, and an ``open`` refusal carries ``wake``, which returns as soon as the breaker
+admits calls again, so a held stream resumes without sleeping out the old reset timeout.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import pybreaker
+import structlog
 
 from streams.errors import BreakerOpenError, DependencyError, RagstreamError
 from streams.scrub import scrub_text
@@ -38,6 +49,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
 
 
 def is_business_error(exc: BaseException) -> bool:
@@ -55,6 +67,8 @@ class Transition:
     at: datetime
     fail_counter: int
     error: str | None
+    reason: str = "local"
+    """``local`` (our own calls) or ``peer`` (followed another worker's event)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +111,12 @@ class Breaker:
         self._unavailable = unavailable
         self._callbacks = list(on_transition)
         self._trial_in_flight = False
+        self._reason = "local"  # of the transition being made (read by _notify)
+        self._peer_opened: str | None = None  # the peer whose event opened us, while open
+        self._distrusted: set[str] = set()  # peers whose opening our own trial disproved
+        self._admitting: asyncio.Event | None = None
+        self._admitting_loop: asyncio.AbstractEventLoop | None = None
+        self.failures_total = 0
         self.last_failure: str | None = None
         self.last_failure_at: datetime | None = None
         self.cb = pybreaker.CircuitBreaker(
@@ -113,11 +133,85 @@ class Breaker:
         self._callbacks.append(callback)
 
     def _notify(self, old: str, new: str) -> None:
+        if new == pybreaker.STATE_CLOSED:
+            if self._peer_opened is not None and self._reason == "local":
+                self._distrusted.add(self._peer_opened)  # our own success proved the peer wrong
+            self._peer_opened = None
+        elif new == pybreaker.STATE_OPEN and self._reason == "local":
+            self._peer_opened = None  # our own trial failed: the opening is ours now
+        self._wake(new != pybreaker.STATE_OPEN)
         event = Transition(
-            self.name, old, new, datetime.now(UTC), self.cb.fail_counter, self.last_failure
+            self.name,
+            old,
+            new,
+            datetime.now(UTC),
+            self.cb.fail_counter,
+            self.last_failure,
+            self._reason,
         )
         for callback in self._callbacks:
             callback(event)
+
+    def _wake(self, admitting: bool) -> None:
+        """Set (or clear) the event ``wake`` waits on, from any thread."""
+        event, loop = self._admitting, self._admitting_loop
+        if event is None or loop is None or loop.is_closed():
+            return
+        action = event.set if admitting else event.clear
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            action()
+        else:
+            loop.call_soon_threadsafe(action)
+
+    async def wake(self) -> None:
+        """Return once the breaker is no longer open (a peer's success may end it early)."""
+        loop = asyncio.get_running_loop()
+        if self._admitting is None or self._admitting_loop is not loop:
+            self._admitting, self._admitting_loop = asyncio.Event(), loop
+        if self.state != pybreaker.STATE_OPEN:
+            return
+        self._admitting.clear()
+        await self._admitting.wait()
+
+    def follow_open(self, peer: str, at: datetime) -> bool:
+        """A peer's breaker opened at ``at``: open ours too, until ``at`` + reset timeout.
+
+        Not when ours is not closed, the event is already older than the reset timeout, or
+        our own trial disproved this peer's last opening (see the module docstring).
+        """
+        with self.cb._lock:
+            if self.state != pybreaker.STATE_CLOSED or peer in self._distrusted:
+                return False
+            if datetime.now(UTC) - at >= timedelta(seconds=self.cb.reset_timeout):
+                return False  # stale
+            self._reason = "peer"
+            try:
+                self._peer_opened = peer
+                self.cb._state_storage.opened_at = at  # set first: listeners see the deadline
+                self.cb.open()
+                self.cb._state_storage.opened_at = at
+            finally:
+                self._reason = "local"
+            return True
+
+    def follow_closed(self, peer: str) -> bool:
+        """A peer's trial succeeded: trust it again, and let our next call be a trial."""
+        with self.cb._lock:
+            self._distrusted.discard(peer)
+            if self._peer_opened == peer:
+                self._peer_opened = None  # it recovered: its opening was right, not disproved
+            if self.state != pybreaker.STATE_OPEN:
+                return False
+            self._reason = "peer"
+            try:
+                self.cb.half_open()
+            finally:
+                self._reason = "local"
+            return True
 
     @property
     def state(self) -> str:
@@ -139,7 +233,7 @@ class Breaker:
         if state == pybreaker.STATE_OPEN:
             wait = self._retry_after_s()
             if wait > 0:
-                raise BreakerOpenError(self.name, retry_after_s=wait)
+                raise BreakerOpenError(self.name, retry_after_s=wait, wake=self.wake)
             self.cb.half_open()
         if self._trial_in_flight:
             raise BreakerOpenError(self.name, retry_after_s=0.5)
@@ -147,6 +241,11 @@ class Breaker:
         return True
 
     def _record(self, exc: BaseException | None) -> None:
+        if exc is None and self._peer_opened is not None:
+            with self.cb._lock:
+                if self.state == pybreaker.STATE_OPEN and self._peer_opened is not None:
+                    self.cb.close()  # our own call succeeded: the peer's opening is not ours
+                    return
         try:
             with self.cb.calling():
                 if exc is not None:
@@ -185,7 +284,15 @@ class Breaker:
     def _failed(self, exc: BaseException) -> None:
         self.last_failure = scrub_text(f"{type(exc).__name__}: {str(exc)[:300]}")
         self.last_failure_at = datetime.now(UTC)
+        self.failures_total += 1
         self._record(exc)
+        log.info(
+            "breaker_call_failed",
+            breaker=self.name,
+            state=self.state,
+            fail_counter=self.cb.fail_counter,
+            error=self.last_failure,
+        )
 
     def status(self) -> BreakerStatus:
         """State, counters and whether a call would be let through now."""

@@ -28,6 +28,8 @@ Stores translate their clients' exceptions into these at their boundary; agents 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 __all__ = [
     "AuthError",
     "AuthenticationError",
@@ -138,10 +140,18 @@ class BreakerOpenError(DependencyError):
 
     code = "breaker_open"
 
-    def __init__(self, breaker: str, *, retry_after_s: float | None = None) -> None:
+    def __init__(
+        self,
+        breaker: str,
+        *,
+        retry_after_s: float | None = None,
+        wake: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         super().__init__(f"circuit breaker {breaker!r} is open")
         self.breaker = breaker
         self.retry_after_s = retry_after_s
+        self.wake = wake
+        """Returns once the breaker admits calls again (may be before ``retry_after_s``)."""
 
 
 class DependencyRejectedError(RagstreamError):

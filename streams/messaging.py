@@ -112,5 +112,17 @@ async def hold_until_done(
                 error_code=exc.code,
                 error=str(exc)[:200],
             )
-            await asyncio.sleep(wait)
+            await _wait(wait, getattr(exc, "wake", None))
             delay = min(delay * 2, max_s)
+
+
+async def _wait(seconds: float, wake: Callable[[], Awaitable[None]] | None) -> None:
+    """Sleep ``seconds``, or less when ``wake()`` (an open breaker admitting again) returns."""
+    if wake is None:
+        await asyncio.sleep(seconds)
+        return
+    try:
+        async with asyncio.timeout(seconds):
+            await wake()
+    except TimeoutError:
+        pass

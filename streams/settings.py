@@ -334,6 +334,12 @@ class BreakerSettings(BaseSettings):
     elasticsearch_fail_max: int = Field(default=3, ge=1)
     elasticsearch_reset_timeout_s: float = Field(default=30.0, gt=0)
     elasticsearch_call_timeout_s: float = Field(default=30.0, gt=0)
+    fleet: Literal["follow", "off"] = "follow"
+    """``follow``: a peer's opening opens ours at once, a peer's successful trial ends our wait."""
+    heartbeat_s: float = Field(default=30.0, gt=0)
+    """Seconds between v2 heartbeats (state restated); readers drop a worker after 3 missed."""
+    events_v1: bool = True
+    """Also publish the v1 event (key = breaker name); set false once no reader needs it."""
 
 
 class SentrySettings(_SecretFiles):

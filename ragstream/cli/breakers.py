@@ -1,11 +1,13 @@
 """``ragstream breakers``: the fleet's breaker states, and the alerting consumer.
 
-Reads ``{prefix}.breaker-events`` (compacted, key = breaker name) from the beginning: the
-latest event per key is the fleet's current state of that breaker; the latest per
-(breaker, worker) is shown too while compaction has not removed it. ``--follow`` then
-prints each new transition as it happens (a line, or JSON with ``--json``), POSTs it to
-``--webhook`` (JSON with a Slack-compatible ``text``, retried), and ``--fail-on open``
-exits 1 as soon as a breaker is (or becomes) open, for scripts.
+Reads ``{prefix}.breaker-events`` (compacted) from the beginning. The latest v2 event per
+key ``breaker@worker`` is that worker's state; a tombstone (clean shutdown) removes the row,
+and a row whose worker sent nothing for three of its heartbeats (``--max-age`` overrides)
+ages out. v1 events (key = breaker name) count only for workers that publish no v2 (an
+older release). It prints a summary per breaker (workers open, half-open, closed) and a row
+per worker. ``--follow`` then prints each new transition as it happens (a line, or JSON with
+``--json``), POSTs it to ``--webhook`` (JSON with a Slack-compatible ``text``, retried), and
+``--fail-on open`` exits 1 as soon as any worker's breaker is (or becomes) open, for scripts.
 """
 
 from __future__ import annotations
@@ -15,17 +17,18 @@ import asyncio
 import json
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from ragstream.cli import _env
 from ragstream.cli._env import add_command
-from schemas.breaker import BreakerEvent
+from schemas.breaker import AnyBreakerEvent, BreakerEvent, BreakerEventV2
 from streams.connection import aiokafka_kwargs, check_connection
 from streams.settings import Settings
 from streams.topics import Topics
@@ -38,80 +41,125 @@ _ICONS = {
     "half-open": ":large_yellow_circle:",
     "closed": ":large_green_circle:",
 }
+_STATES = ("open", "half-open", "closed")
+_EVENTS: TypeAdapter[Any] = TypeAdapter(AnyBreakerEvent)
+Event = BreakerEvent | BreakerEventV2
+# A row ages out after this many heartbeat intervals without any event from its worker.
+MISSED_HEARTBEATS = 3
 
 
 class FleetState:
-    """Latest event per breaker (the fleet's state) and per (breaker, worker)."""
+    """The latest event per (breaker, worker), v2 first, and the per-breaker summary."""
 
-    def __init__(self) -> None:
-        self.latest: dict[str, BreakerEvent] = {}
-        self.by_worker: dict[str, dict[str, BreakerEvent]] = {}
+    def __init__(self, *, max_age_s: float | None = None) -> None:
+        self.rows: dict[tuple[str, str], Event] = {}
+        self._v2_workers: set[str] = set()
+        self.max_age_s = max_age_s
 
-    def add(self, event: BreakerEvent) -> None:
+    def add(self, event: Event) -> None:
         """Fold one event in (events arrive in topic order)."""
-        self.latest[event.breaker] = event
-        self.by_worker.setdefault(event.breaker, {})[event.worker] = event
+        if isinstance(event, BreakerEventV2):
+            if event.worker not in self._v2_workers:
+                self._v2_workers.add(event.worker)
+                for key in [k for k, e in self.rows.items() if k[1] == event.worker]:
+                    del self.rows[key]  # its v1 rows: the v2 ones replace them
+        elif event.worker in self._v2_workers:
+            return  # the v1 copy of a v2 event
+        self.rows[(event.breaker, event.worker)] = event
+
+    def remove(self, key: bytes | None) -> None:
+        """A tombstone for ``breaker@worker``: that worker left cleanly."""
+        breaker, sep, worker = (key or b"").decode(errors="replace").partition("@")
+        if sep:
+            self.rows.pop((breaker, worker), None)
+
+    def expire(self, now: datetime | None = None) -> list[tuple[str, str]]:
+        """Drop rows whose worker went silent (``max_age_s``, else 3 of its heartbeats)."""
+        now = now or datetime.now(UTC)
+        gone = []
+        for key, event in list(self.rows.items()):
+            limit = self.max_age_s
+            if limit is None and isinstance(event, BreakerEventV2) and event.heartbeat_s:
+                limit = MISSED_HEARTBEATS * event.heartbeat_s
+            if limit is not None and now - event.at > timedelta(seconds=limit):
+                del self.rows[key]
+                gone.append(key)
+        return sorted(gone)
+
+    def summary(self) -> dict[str, dict[str, int]]:
+        """Per breaker: how many workers are open, half-open and closed."""
+        out: dict[str, dict[str, int]] = {}
+        for (name, _), event in sorted(self.rows.items()):
+            counts = out.setdefault(name, dict.fromkeys(_STATES, 0))
+            counts[event.to] += 1
+        return out
 
     def any_in(self, state: str) -> list[str]:
-        """Breakers whose fleet state is ``state``."""
-        return sorted(name for name, event in self.latest.items() if event.to == state)
+        """``breaker@worker`` of every row in ``state``."""
+        return sorted(f"{b}@{w}" for (b, w), e in self.rows.items() if e.to == state)
 
     def as_json(self) -> dict[str, Any]:
-        """``{"breakers": {name: event}, "workers": {name: {worker: event}}}``."""
-        dump = _dump
-        return {
-            "breakers": {name: dump(e) for name, e in sorted(self.latest.items())},
-            "workers": {
-                name: {w: dump(e) for w, e in sorted(per.items())}
-                for name, per in sorted(self.by_worker.items())
-            },
-        }
+        """``{"breakers": {name: {state: workers}}, "workers": {name: {worker: event}}}``."""
+        workers: dict[str, dict[str, Any]] = {}
+        for (name, worker), event in sorted(self.rows.items()):
+            workers.setdefault(name, {})[worker] = _dump(event)
+        return {"breakers": self.summary(), "workers": workers}
 
     def render(self) -> str:
-        """A plain table, one row per breaker and worker, the fleet state first."""
-        if not self.latest:
+        """The summary table, then one row per breaker and worker."""
+        if not self.rows:
             return "no breaker events yet: every breaker is closed (or no worker has run)"
-        rows = [("BREAKER", "STATE", "WORKER", "SINCE (UTC)", "FAILS", "LAST ERROR")]
-        for name, event in sorted(self.latest.items()):
+        head: list[tuple[str, ...]] = [("BREAKER", "WORKERS", "OPEN", "HALF-OPEN", "CLOSED")]
+        head += [
+            (name, str(sum(c.values())), *(str(c[s]) for s in _STATES))
+            for name, c in self.summary().items()
+        ]
+        rows = [("BREAKER", "WORKER", "STATE", "REASON", "AT (UTC)", "FAILS", "PARTS", "ERROR")]
+        for (name, worker), e in sorted(self.rows.items()):
+            v2 = e if isinstance(e, BreakerEventV2) else None
             rows.append(
                 (
                     name,
-                    event.to.upper(),
-                    "fleet (latest)",
-                    _at(event),
-                    str(event.fail_counter),
-                    (event.error or "")[:60],
+                    worker,
+                    e.to.upper() if e.to != "closed" else e.to,
+                    v2.reason if v2 else "(v1)",
+                    _at(e),
+                    str(e.fail_counter),
+                    ",".join(p.rpartition(".")[2] for p in v2.partitions) if v2 else "",
+                    (e.error or "")[:60],
                 )
             )
-            for worker, per in sorted(self.by_worker.get(name, {}).items()):
-                rows.append(
-                    ("", per.to, worker, _at(per), str(per.fail_counter), (per.error or "")[:60])
-                )
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        return "\n".join(
-            "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
-        )
+        return _table(head) + "\n\n" + _table(rows)
 
 
-def _dump(event: BreakerEvent) -> dict[str, Any]:
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
+
+
+def _dump(event: Event) -> dict[str, Any]:
     dumped: dict[str, Any] = json.loads(event.model_dump_json(by_alias=True))
     return dumped
 
 
-def _at(event: BreakerEvent) -> str:
+def _at(event: Event) -> str:
     return event.at.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def render_line(event: BreakerEvent) -> str:
+def render_line(event: Event) -> str:
     """One human line per transition."""
     line = (
         f"{_at(event)}  {event.breaker}: {event.from_} -> {event.to}  "
         f"worker={event.worker} fails={event.fail_counter}"
     )
+    if isinstance(event, BreakerEventV2) and event.reason == "peer":
+        line += " (following a peer)"
     return f"{line}  error={event.error}" if event.error else line
 
 
-def webhook_payload(event: BreakerEvent) -> dict[str, Any]:
+def webhook_payload(event: Event) -> dict[str, Any]:
     """The event as JSON plus a Slack-compatible ``text``."""
     text = (
         f"{_ICONS.get(event.to, '')} circuit breaker *{event.breaker}* "
@@ -151,16 +199,32 @@ async def post_webhook(
     return False
 
 
-def _decode(records: Iterable[Any]) -> list[BreakerEvent]:
-    events = []
+def _decode(record: Any) -> Event | None:
+    """A record's event; None for a tombstone or an unreadable value (logged)."""
+    if record.value is None:
+        return None
+    try:
+        event: Event = _EVENTS.validate_json(record.value)
+    except ValidationError as exc:
+        log.warning("breaker_event_unreadable", offset=record.offset, error=str(exc)[:200])
+        return None
+    return event
+
+
+def _fold(fleet: FleetState, records: Iterable[Any]) -> list[Event]:
+    """Fold records into ``fleet``; return the new transitions worth printing."""
+    shown = []
     for record in records:
-        if record.value is None:
-            continue  # a tombstone
-        try:
-            events.append(BreakerEvent.model_validate_json(record.value))
-        except ValidationError as exc:
-            log.warning("breaker_event_unreadable", offset=record.offset, error=str(exc)[:200])
-    return events
+        event = _decode(record)
+        if event is None:
+            if record.value is None:
+                fleet.remove(record.key)
+            continue
+        fleet.add(event)
+        kept = fleet.rows.get((event.breaker, event.worker)) is event
+        if kept and not (isinstance(event, BreakerEventV2) and event.heartbeat):
+            shown.append(event)
+    return shown
 
 
 async def _assign(consumer: AIOKafkaConsumer, topic: str, timeout_s: float) -> list[TopicPartition]:
@@ -188,7 +252,7 @@ async def run_breakers(settings: Settings, args: argparse.Namespace) -> int:
         enable_auto_commit=False,
         fetch_max_wait_ms=200,
     )
-    fleet = FleetState()
+    fleet = FleetState(max_age_s=args.max_age)
     try:
         await consumer.start()
         tps = await _assign(consumer, topic, args.timeout)
@@ -200,8 +264,8 @@ async def run_breakers(settings: Settings, args: argparse.Namespace) -> int:
                     print(f"error: could not read {topic} within {args.timeout}s", file=sys.stderr)
                     return 2
                 batch = await consumer.getmany(timeout_ms=500)
-                for event in _decode(r for recs in batch.values() for r in recs):
-                    fleet.add(event)
+                _fold(fleet, (r for recs in batch.values() for r in recs))
+        fleet.expire()
         print(json.dumps(fleet.as_json(), indent=2) if args.json else fleet.render(), flush=True)
         if args.fail_on and fleet.any_in(args.fail_on):
             return 1
@@ -209,16 +273,16 @@ async def run_breakers(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         if not tps:
             tps = await _assign(consumer, topic, float("inf"))
-        return await _follow(consumer, args)
+        return await _follow(consumer, fleet, args)
     finally:
         await consumer.stop()
 
 
-async def _follow(consumer: AIOKafkaConsumer, args: argparse.Namespace) -> int:
+async def _follow(consumer: AIOKafkaConsumer, fleet: FleetState, args: argparse.Namespace) -> int:
     async with httpx.AsyncClient(timeout=10.0) as client:
         while True:
             batch = await consumer.getmany(timeout_ms=1000)
-            for event in _decode(r for recs in batch.values() for r in recs):
+            for event in _fold(fleet, (r for recs in batch.values() for r in recs)):
                 print(json.dumps(_dump(event)) if args.json else render_line(event), flush=True)
                 if args.webhook:
                     await post_webhook(client, args.webhook, webhook_payload(event))
@@ -238,7 +302,7 @@ def register(subparsers: Any) -> None:
         "breakers",
         help="the fleet's breaker states (events topic)",
         examples=[
-            "ragstream breakers --fail-on open            # exit 1 if any breaker is open",
+            "ragstream breakers --fail-on open            # exit 1 if any worker's is open",
             "ragstream breakers --follow --json | jq .to",
         ],
     )
@@ -248,7 +312,15 @@ def register(subparsers: Any) -> None:
         "--fail-on",
         choices=["open", "half-open"],
         default=None,
-        help="exit 1 when a breaker is (or, with --follow, becomes) in this state",
+        help="exit 1 when any worker's breaker is (or, with --follow, becomes) in this state",
+    )
+    p.add_argument(
+        "--max-age",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="drop a worker's rows after this long without an event "
+        f"(default: {MISSED_HEARTBEATS} of its heartbeat intervals; v1 rows never)",
     )
     p.add_argument(
         "--webhook",

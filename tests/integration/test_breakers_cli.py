@@ -1,4 +1,4 @@
-"""``ragstream breakers`` against the real broker: fleet state, --follow, --fail-on, --webhook."""
+"""``ragstream breakers`` on the real broker: fleet rows, ageing, --follow, --fail-on, --webhook."""
 
 from __future__ import annotations
 
@@ -10,30 +10,38 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 
-from schemas.breaker import BreakerEvent
+from schemas.breaker import BreakerEvent, BreakerEventV2, fleet_key
 from streams.codec import encode
 from streams.settings import KafkaSettings
 from streams.topics import ensure_topics
 from tests.integration.harness import ROOT, produce
 
 
+def _fields(breaker: str, old: str, new: str, worker: str, fails: int) -> dict[str, Any]:
+    return {
+        "breaker": breaker,
+        "from": old,
+        "to": new,
+        "at": datetime.now(UTC),
+        "fail_counter": fails,
+        "worker": worker,
+        "error": "StoreUnavailableError: refused" if new == "open" else None,
+    }
+
+
 def _event(breaker: str, old: str, new: str, worker: str, fails: int = 0) -> BreakerEvent:
-    return BreakerEvent.model_validate(
-        {
-            "breaker": breaker,
-            "from": old,
-            "to": new,
-            "at": datetime.now(UTC),
-            "fail_counter": fails,
-            "worker": worker,
-            "error": "StoreUnavailableError: refused" if new == "open" else None,
-        }
+    return BreakerEvent.model_validate(_fields(breaker, old, new, worker, fails))
+
+
+def _v2(breaker: str, old: str, new: str, worker: str, fails: int = 0, **kw: Any) -> BreakerEventV2:
+    return BreakerEventV2.model_validate(
+        _fields(breaker, old, new, worker, fails) | {"heartbeat_s": 30.0} | kw
     )
 
 
@@ -79,7 +87,8 @@ async def test_fleet_state_follow_fail_on_open_and_webhook(
     topic_prefix: str,
     webhook: Any,
 ) -> None:
-    """The latest event per breaker is the state; a new opening is printed, posted, and exits 1."""
+    """A row per worker and a per-breaker summary; tombstoned and silent workers age out; any
+    worker's open fails ``--fail-on open``; a new transition is printed, posted, exits 1."""
     # The prefix has only its env alias: ``KafkaSettings(topic_prefix=...)`` would be ignored.
     kafka = KafkaSettings.model_validate(
         {"bootstrap_servers": kafka_bootstrap, "RAGSTREAM_TOPIC_PREFIX": topic_prefix}
@@ -87,30 +96,48 @@ async def test_fleet_state_follow_fail_on_open_and_webhook(
     assert kafka.topic_prefix == topic_prefix
     topics = await ensure_topics(kafka)
     env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap, "RAGSTREAM_TOPIC_PREFIX": topic_prefix}
-    history = [
-        _event("elasticsearch", "closed", "open", "a:1", 3),
-        _event("elasticsearch", "open", "half-open", "a:1", 3),
-        _event("elasticsearch", "half-open", "closed", "a:1"),
-        _event("vectordb", "closed", "open", "b:2", 3),
-    ]
-    for event in history:
-        await produce(
-            kafka_bootstrap, topics.breaker_events, key=event.breaker.encode(), value=encode(event)
-        )
+    old = datetime.now(UTC) - timedelta(seconds=91)  # 3 heartbeats of 30 s missed
+    history: list[tuple[bytes, BreakerEvent | BreakerEventV2 | None]] = []
+    for v2 in [
+        _v2("elasticsearch", "closed", "open", "a:1", 3),
+        _v2("elasticsearch", "open", "half-open", "a:1", 3),
+        _v2("elasticsearch", "half-open", "closed", "a:1"),
+        _v2("elasticsearch", "closed", "open", "b:2", 3, partitions=["p.documents:1"]),
+        _v2("vectordb", "closed", "open", "b:2", 3),
+        _v2("elasticsearch", "closed", "open", "c:3", 0, reason="peer"),
+        _v2("elasticsearch", "closed", "open", "gone:4", 3),  # then a tombstone
+        _v2("elasticsearch", "open", "open", "silent:5", 3, heartbeat=True, at=old),
+    ]:
+        history += [(fleet_key(v2.breaker, v2.worker).encode(), v2)]
+        v1 = _event(v2.breaker, v2.from_, v2.to, v2.worker, v2.fail_counter)
+        history += [(v2.breaker.encode(), v1)]  # what a worker of this release sends too
+    history += [(b"elasticsearch@gone:4", None)]
+    history += [(b"elasticsearch", _event("elasticsearch", "closed", "open", "old:6", 3))]
+    for key, event in history:
+        value = encode(event) if event is not None else None
+        await produce(kafka_bootstrap, topics.breaker_events, key=key, value=value)
 
     snapshot = _cli(env, "--json")
     out, err = await asyncio.to_thread(snapshot.communicate, timeout=60)
     assert snapshot.returncode == 0, err
     state = json.loads(out)
-    assert {name: e["to"] for name, e in state["breakers"].items()} == {
-        "elasticsearch": "closed",
-        "vectordb": "open",
+    assert state["breakers"] == {
+        "elasticsearch": {"open": 3, "half-open": 0, "closed": 1},
+        "vectordb": {"open": 1, "half-open": 0, "closed": 0},
     }
-    assert set(state["workers"]["elasticsearch"]) == {"a:1"}
+    rows = {w: (e["to"], e.get("reason")) for w, e in state["workers"]["elasticsearch"].items()}
+    assert rows == {
+        "a:1": ("closed", "local"),
+        "b:2": ("open", "local"),
+        "c:3": ("open", "peer"),
+        "old:6": ("open", None),  # a v1-only worker (an older release) still shows
+    }
+    assert state["workers"]["elasticsearch"]["b:2"]["partitions"] == ["p.documents:1"]
 
     failing = _cli(env, "--fail-on", "open")
     out, _ = await asyncio.to_thread(failing.communicate, timeout=60)
     assert failing.returncode == 1 and "vectordb" in out and "OPEN" in out
+    assert "b:2" in out and "gone:4" not in out and "silent:5" not in out
 
     follower = _cli(
         {**env},
@@ -126,8 +153,8 @@ async def test_fleet_state_follow_fail_on_open_and_webhook(
         await produce(
             kafka_bootstrap,
             topics.breaker_events,
-            key=b"openai",
-            value=encode(_event("openai", "open", "half-open", "c:3", 5)),
+            key=b"openai@c:3",
+            value=encode(_v2("openai", "open", "half-open", "c:3", 5)),
         )
         code = await asyncio.to_thread(follower.wait, timeout=60)
         out = follower.stdout.read() if follower.stdout else ""

@@ -204,7 +204,8 @@ async def _assert_no_dead_letters(f: Faults, ids: list[str]) -> None:
 
 def _transition_seen(f: Faults, breaker: str, old: str, new: str) -> Callable[[], Awaitable[bool]]:
     async def check() -> bool:
-        events = [json.loads(r.value) for r in await _read_all(f, "breaker-events")]
+        records = await _read_all(f, "breaker-events")
+        events = [json.loads(r.value) for r in records if r.value is not None]  # not tombstones
         return any(e["breaker"] == breaker and e["from"] == old and e["to"] == new for e in events)
 
     return check

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from typing import Any
 
@@ -16,11 +17,11 @@ from streams.errors import StoreUnavailableError
 from tests.fakes import FakeProducer
 
 
-def _breaker(name: str = "elasticsearch", fail_max: int = 2) -> Breaker:
+def _breaker(name: str = "elasticsearch", fail_max: int = 2, reset_s: float = 0.05) -> Breaker:
     return Breaker(
         name,
         fail_max=fail_max,
-        reset_timeout_s=0.05,
+        reset_timeout_s=reset_s,
         call_timeout_s=1,
         unavailable=StoreUnavailableError,
     )
@@ -49,7 +50,7 @@ async def _until(predicate: Any, timeout_s: float = 5.0) -> None:
 
 
 async def test_every_transition_is_published_in_order_with_key_and_scrubbed_error() -> None:
-    """closed->open->half-open->closed arrive in order, keyed by breaker, error scrubbed."""
+    """closed->open->half-open->closed arrive in order as v2 (key breaker@worker) then v1."""
     producer = FakeProducer()
     publisher = BreakerEventPublisher(
         "p.breaker-events", worker="host:1", producer=lambda: producer
@@ -66,14 +67,23 @@ async def test_every_transition_is_published_in_order_with_key_and_scrubbed_erro
         assert await publisher.drain(timeout_s=5)
     finally:
         task.cancel()
-    events = producer.values()
+    v2 = [(s.key, json.loads(s.value or b"null")) for s in producer.sent[0::2]]
+    assert {key for key, _ in v2} == {b"elasticsearch@host:1"}
+    assert {e["schema"] for _, e in v2} == {"ragstream.breaker-event.v2"}
+    assert [(e["from"], e["to"], e["reason"]) for _, e in v2] == [
+        ("closed", "open", "local"),
+        ("open", "half-open", "local"),
+        ("half-open", "closed", "local"),
+    ]
+    assert not any(e["heartbeat"] for _, e in v2) and "hunter2" not in str(v2)
+    events = producer.values()[1::2]
     assert [(e["from"], e["to"]) for e in events] == [
         ("closed", "open"),
         ("open", "half-open"),
         ("half-open", "closed"),
     ]
     assert {s.topic for s in producer.sent} == {"p.breaker-events"}
-    assert {s.key for s in producer.sent} == {b"elasticsearch"}
+    assert {s.key for s in producer.sent[1::2]} == {b"elasticsearch"}
     first = events[0]
     assert first["schema"] == "ragstream.breaker-event.v1" and first["worker"] == "host:1"
     assert first["fail_counter"] == 2 and (first["at"].endswith("Z") or "+00:00" in first["at"])
@@ -88,7 +98,7 @@ async def test_send_failures_are_retried_until_the_broker_takes_the_event() -> N
     """A broker that refuses three times still gets the event, once."""
     producer = FakeProducer(fail=3, error=KafkaConnectionError("broker down"))
     publisher = BreakerEventPublisher(
-        "t", worker="w", producer=lambda: producer, retry_initial_s=0.01
+        "t", worker="w", producer=lambda: producer, retry_initial_s=0.01, legacy_v1=False
     )
     breaker = _breaker(fail_max=1)
     publisher.attach([breaker])
@@ -108,19 +118,19 @@ async def test_events_before_the_task_starts_and_from_other_threads_are_kept() -
     early = _breaker("vectordb", fail_max=1)
     publisher.attach([early])
     await _fail(early)  # no loop task yet
-    assert publisher.pending() == 1
+    assert publisher.pending() == 2  # v2 and v1
     task = asyncio.create_task(publisher.run())
     try:
-        await _until(lambda: len(producer.sent) == 1)
+        await _until(lambda: len(producer.sent) == 2)
         threaded = _breaker("openai", fail_max=1)
         publisher.attach([threaded])
         thread = threading.Thread(target=lambda: threaded.cb.open())
         thread.start()
         thread.join()
-        await _until(lambda: len(producer.sent) == 2)
+        await _until(lambda: len(producer.sent) == 4)
     finally:
         task.cancel()
-    assert [s.key for s in producer.sent] == [b"vectordb", b"openai"]
+    assert [s.key for s in producer.sent] == [b"vectordb@w", b"vectordb", b"openai@w", b"openai"]
 
 
 async def test_the_publishers_death_is_loud() -> None:
@@ -145,7 +155,8 @@ async def test_the_publishers_death_is_loud() -> None:
 
 async def test_get_breaker_status_reports_each_breaker() -> None:
     """State, fail counter, last failure and whether calls are allowed, per breaker."""
-    es, vec = _breaker("elasticsearch", fail_max=1), _breaker("vectordb")
+    # A reset timeout no loaded machine outlasts between the failure and the status read.
+    es, vec = _breaker("elasticsearch", fail_max=1, reset_s=60), _breaker("vectordb")
     await _fail(es, "down")
     await _fail(vec, "flaky")
     status = get_breaker_status({"elasticsearch": es, "vectordb": vec})
