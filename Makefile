@@ -31,9 +31,13 @@ $(UV_STAMP):
 	touch $@
 
 # Syncs only when pyproject.toml or uv.lock changes. --locked: a lock that no longer matches
-# pyproject.toml is an error (run `make lock`), never silently ignored.
+# pyproject.toml is an error (run `make lock`), never silently ignored. --compile-bytecode, as
+# pip does: with PYTHONDONTWRITEBYTECODE set (as on CI machines) nothing else writes .pyc files,
+# and every worker the tests start would compile chromadb, faust, ... again (minutes when busy).
+UV_SYNC := $(UV) sync --locked --compile-bytecode --python $(PYTHON) $(EXTRAS)
+
 $(STAMP): pyproject.toml uv.lock $(UV_STAMP)
-	$(UV) sync --locked --python $(PYTHON) $(EXTRAS)
+	$(UV_SYNC)
 	touch $@
 
 setup: $(STAMP) ## Create .venv (python3.11) with the locked dependencies, the dev stack and test tools
@@ -61,7 +65,7 @@ BENCH_ARGS ?=
 
 .PHONY: bench
 bench: setup ## Benchmarks on the embedded stack; BENCH_ARGS="--quick", or e.g. "search ingest"
-	$(UV) sync --locked --python $(PYTHON) $(EXTRAS) --extra bench
+	$(UV_SYNC) --extra bench
 	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
 
 SOAK_ARGS ?= --minutes 10
