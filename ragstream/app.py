@@ -17,9 +17,10 @@ import structlog
 
 from agents.ingest import ReadBatch, embed_ahead, index_documents, read_documents
 from agents.search import handle_search
+from ragstream import endpoints
 from ragstream.runtime import Runtime
 from schemas.headers import Headers
-from streams import faust_transport, observability
+from streams import faust_transport, metrics, observability
 from streams.batching import batches, prepared_ahead
 from streams.codec import header
 from streams.messaging import hold_until_done
@@ -183,14 +184,21 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> faust.App:
 def run_worker(settings: Settings) -> None:
     """Create the topics, then run the worker until a signal stops it."""
     observability.init_sentry(settings.sentry)
+    ops = settings.operations
+    metrics.configure(enabled=ops.metrics, tenant_label=ops.metrics_tenant_label)
     asyncio.run(ensure_topics(settings.kafka))
     app = build_app(settings)
     runtime: Runtime = app.ragstream_runtime  # type: ignore[attr-defined]
+    # Probes and /metrics, served on their own thread from before the consumer starts.
+    http = endpoints.for_worker(app, runtime, ops)
+    if ops.http_port:
+        http.start()
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def _close(app: Any, **kwargs: Any) -> None:
         await runtime.breaker_events.drain(timeout_s=5.0)
         await runtime.aclose()
+        http.stop()
 
     worker = faust.Worker(
         app, loglevel=settings.log_level.lower(), quiet=True, override_logging=False

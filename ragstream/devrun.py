@@ -43,11 +43,14 @@ def _port_taken(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def run_dev(*, data_dir: Path, kafka_port: int, elasticsearch_port: int) -> int:
+def run_dev(
+    *, data_dir: Path, kafka_port: int, elasticsearch_port: int, http_port: int = 6066
+) -> int:
     """Run until interrupted; return the exit code."""
     for name, flag, port in (
         ("kafka", "--kafka-port", kafka_port),
         ("elasticsearch", "--elasticsearch-port", elasticsearch_port),
+        ("worker HTTP", "--http-port", http_port),
     ):
         if _port_taken(port):
             _say(
@@ -77,12 +80,15 @@ def run_dev(*, data_dir: Path, kafka_port: int, elasticsearch_port: int) -> int:
             "ELASTICSEARCH_REFRESH": os.environ.get("ELASTICSEARCH_REFRESH", "true"),
             # Only the dev stack defaults to no authentication (RAGSTREAM_AUTH=required: on).
             "RAGSTREAM_AUTH": os.environ.get("RAGSTREAM_AUTH", "disabled"),
+            "RAGSTREAM_HTTP_PORT": str(http_port),
         }
         _say(f"chroma (embedded, persistent)                              {data_dir / 'chroma'}")
         _say(
             f"catalog (SQLite)                                           {data_dir / 'catalog.db'}"
         )
         _say("embeddings: local all-MiniLM-L6-v2 (int8 ONNX, no network)")
+        endpoint = f"http://127.0.0.1:{http_port}"
+        _say(f"worker probes and metrics    {endpoint}/health/live  /health/ready  /metrics")
         if env["RAGSTREAM_AUTH"] == "disabled":
             _say("!" * 78)
             _say("AUTHENTICATION IS DISABLED: any client may write and search any tenant.")

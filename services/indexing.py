@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Literal, TypeGuard
 from schemas.chunks import Chunk, DocumentRecord
 from schemas.document import DocumentDelete, DocumentUpsert
 from services.chunking import split_text
+from streams import metrics
 from streams.errors import RagstreamError
 from streams.settings import IngestSettings
 
@@ -178,6 +179,7 @@ class Indexer:
             await asyncio.gather(
                 self._vectors.upsert(chunks, embeddings), self._keywords.upsert(chunks)
             )
+            metrics.chunks_written(len(chunks))
         deletes = [d for d in docs if isinstance(d, DocumentDelete)]
         cleanups = [
             store.delete_document(r.tenant, r.doc_id, keep=r.chunk_count)
@@ -203,7 +205,9 @@ class Indexer:
         embedder = embedder or self._embedder
         embeddings: list[list[float]] = []
         for i in range(0, len(texts), self._batch):
-            embeddings += await embedder.embed(texts[i : i + self._batch])
+            batch = texts[i : i + self._batch]
+            with metrics.embedding_call("ingest", len(batch)):
+                embeddings += await embedder.embed(batch)
         return embeddings
 
     def _digest(self, doc: DocumentUpsert) -> str:

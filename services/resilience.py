@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import pybreaker
 
+from streams import metrics
 from streams.errors import BreakerOpenError, DependencyError, RagstreamError
 from streams.scrub import scrub_text
 
@@ -107,12 +108,14 @@ class Breaker:
             name=name,
             throw_new_error_on_trip=False,
         )
+        metrics.breaker_state(name, self.state)
 
     def subscribe(self, callback: Callable[[Transition], None]) -> None:
         """Call ``callback`` (synchronously) on every state change."""
         self._callbacks.append(callback)
 
     def _notify(self, old: str, new: str) -> None:
+        metrics.breaker_transition(self.name, old, new)
         event = Transition(
             self.name, old, new, datetime.now(UTC), self.cb.fail_counter, self.last_failure
         )

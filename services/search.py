@@ -17,6 +17,7 @@ from schemas.chunks import ScoredChunk
 from schemas.ingest import ErrorInfo
 from schemas.search import SearchHit, SearchRequest, SearchResult
 from services.fusion import reciprocal_rank_fusion
+from streams import metrics
 from streams.errors import DependencyError, SchemaValidationError
 from streams.settings import SearchSettings
 
@@ -61,13 +62,16 @@ class Searcher:
     async def _vector_leg(
         self, req: SearchRequest, n: int, filters: dict[str, Any]
     ) -> list[ScoredChunk]:
-        [embedding] = await self._embedder.embed([req.query])
-        return await self._vectors.query(req.tenant, embedding, top_k=n, filters=filters)
+        with metrics.search_leg("embed"), metrics.embedding_call("search", 1):
+            [embedding] = await self._embedder.embed([req.query])
+        with metrics.search_leg("vector"):
+            return await self._vectors.query(req.tenant, embedding, top_k=n, filters=filters)
 
     async def _keyword_leg(
         self, req: SearchRequest, n: int, filters: dict[str, Any]
     ) -> list[ScoredChunk]:
-        return await self._keywords.search(req.tenant, req.query, top_k=n, filters=filters)
+        with metrics.search_leg("keyword"):
+            return await self._keywords.search(req.tenant, req.query, top_k=n, filters=filters)
 
     async def search(
         self, req: SearchRequest, *, correlation_id: str | None = None
@@ -109,7 +113,8 @@ class Searcher:
                 error=ErrorInfo(code="unavailable", message=f"search is unavailable: {failure}"),
                 took_ms=took_ms,
             )
-        hits = self._hits(rankings, top_k)
+        with metrics.search_leg("fuse"):
+            hits = self._hits(rankings, top_k)
         return SearchResult(
             correlation_id=correlation_id,
             status="degraded" if degraded else "ok",

@@ -32,6 +32,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         data_dir=Path(args.data_dir).resolve(),
         kafka_port=args.kafka_port,
         elasticsearch_port=args.elasticsearch_port,
+        http_port=args.http_port,
     )
 
 
@@ -63,6 +64,12 @@ def register(sub: Any) -> None:
     p.add_argument("--kafka-port", type=int, default=9092, help="broker port (default 9092)")
     p.add_argument(
         "--elasticsearch-port", type=int, default=9200, help="Elasticsearch API port (default 9200)"
+    )
+    p.add_argument(
+        "--http-port",
+        type=int,
+        default=6066,
+        help="the worker's probes and /metrics on 127.0.0.1 (default 6066)",
     )
     p.set_defaults(func=cmd_dev)
 

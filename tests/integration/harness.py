@@ -17,6 +17,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from ragstream.devstack import free_port
 from streams.client import SearchClient
 from streams.errors import RagstreamError
 from streams.settings import KafkaSettings
@@ -53,6 +54,8 @@ def isolated_env(
         "RAGSTREAM_LOG_FORMAT": "json",
         # These workers test the pipeline; test_security.py overrides this with "required".
         "RAGSTREAM_AUTH": "disabled",
+        # Probes and /metrics: a free port per worker environment (6066 may be taken).
+        "RAGSTREAM_HTTP_PORT": str(free_port()),
     }
     return env | overrides
 
@@ -98,6 +101,11 @@ class WorkerProcess:
                         raise TimeoutError(
                             f"worker not ready in {timeout_s}s:\n{self.log_tail()}"
                         ) from None
+
+    @property
+    def http_url(self) -> str:
+        """Base URL of the worker's probes and ``/metrics``."""
+        return f"http://127.0.0.1:{self.env['RAGSTREAM_HTTP_PORT']}"
 
     def assert_alive(self) -> None:
         """Fail with the log tail if the worker died."""
