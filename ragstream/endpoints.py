@@ -138,16 +138,13 @@ class Endpoints:
     def start(self, *, port: int | None = None) -> Endpoints:
         """Bind and serve on a daemon thread; a port in use is a ``ConfigError`` (loud)."""
         host, port = self.settings.http_host, self.settings.http_port if port is None else port
-        if metrics.enabled():
-            metrics.REGISTRY.register(self.lag)
         try:
             self._server = ThreadingHTTPServer((host, port), _handler(self))
         except OSError as exc:
-            if metrics.enabled():
-                metrics.REGISTRY.unregister(self.lag)
             raise ConfigError(
                 f"RAGSTREAM_HTTP_HOST/RAGSTREAM_HTTP_PORT {host}:{port}: {exc.strerror or exc}"
             ) from exc
+        metrics.REGISTRY.register(self.lag)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="ragstream-http", daemon=True
@@ -163,15 +160,14 @@ class Endpoints:
         self._server.shutdown()
         self._server.server_close()
         self._server = None
-        if metrics.enabled():
-            metrics.REGISTRY.unregister(self.lag)
+        metrics.REGISTRY.unregister(self.lag)
 
     def beat(self) -> None:
         """Stamp the heartbeat (called on the worker's loop)."""
         self._beat = time.monotonic()
 
     async def heartbeat(self, consumer: Callable[[], Any | None]) -> None:
-        """Run on the worker's loop: stamp every second and refresh the consumer lag."""
+        """Run on the worker's loop: stamp every second (at most) and refresh the consumer lag."""
         while True:
             self.beat()
             current = consumer()
@@ -183,7 +179,8 @@ class Endpoints:
                         await self.lag.refresh(current)
                 except Exception as exc:  # a consumer mid-rebalance: the next beat tries again
                     log.debug("consumer_state_skipped", error=repr(exc)[:200])
-            await asyncio.sleep(_HEARTBEAT_S)  # the beat's period, not a wait for something
+            # The beat's period (not a wait for something): well inside the stall limit.
+            await asyncio.sleep(min(_HEARTBEAT_S, self.settings.live_stall_s / 4))
 
     def live(self) -> tuple[bool, dict[str, Any]]:
         """(live, body): the loop stamped its heartbeat recently enough."""
