@@ -9,6 +9,7 @@ at any point converges to the same state without duplicates.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -136,12 +137,16 @@ class Indexer:
         return outcomes
 
     async def _handle_one(self, doc: Doc) -> IndexOutcome:
-        """``handle``, with a non-retriable error turned into a ``failed`` outcome."""
+        """``handle``, with a non-retriable error turned into a ``failed`` outcome (and noted
+        in the catalog, best effort: the dead letter is the record that counts)."""
         try:
             return await self.handle(doc)
         except Exception as exc:
             if isinstance(exc, RagstreamError) and exc.retriable:
                 raise
+            code = exc.code if isinstance(exc, RagstreamError) else "internal"
+            with contextlib.suppress(RagstreamError):
+                await self._catalog.record_failure(doc.tenant, doc.id, f"{code}: {exc}")
             return IndexOutcome("failed", 0, error=exc)
 
     async def _apply_run(
