@@ -13,12 +13,23 @@ import os
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
-from ragstream.cli import _env, auth, breakers, contract, documents, search, worker
+from ragstream.cli import (
+    _env,
+    auth,
+    breakers,
+    catalog,
+    contract,
+    dead_letters,
+    documents,
+    search,
+    status,
+    worker,
+)
 
 __all__ = ["build_parser", "main"]
 
 # In ``ragstream --help`` order.
-_GROUPS = (worker, documents, search, breakers, auth, contract)
+_GROUPS = (worker, documents, search, breakers, auth, contract, status, catalog, dead_letters)
 
 
 def _version() -> str:
