@@ -13,16 +13,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
 from ragstream.cli._env import add_command, settings
-from ragstream.cli._topics import consumer, read_topic, table
+from ragstream.cli._topics import read_topic, table
 from stores.catalog import Catalog
 from streams.settings import Settings
 from streams.topics import Topics
@@ -33,11 +34,15 @@ __all__ = ["gather", "register"]
 async def _members(loaded: Settings) -> list[dict[str, Any]]:
     """The group's members and their partitions, from the broker (DescribeGroups)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=loaded.kafka.bootstrap_servers)
+    quiet = logging.getLogger("aiokafka")  # a broker without DescribeGroups: one line, below
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
     await admin.start()
     try:
         [response] = await admin.describe_consumer_groups([loaded.kafka.consumer_group])
     finally:
         await admin.close()
+        quiet.setLevel(level)
     members = []
     for group in response.to_object()["groups"]:
         for member in group["members"]:
@@ -57,14 +62,16 @@ async def _members(loaded: Settings) -> list[dict[str, Any]]:
 
 
 async def _lag(loaded: Settings, topics: Topics) -> list[dict[str, Any]]:
-    """Per partition of the consumed topics: end offset, committed offset, lag."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=loaded.kafka.bootstrap_servers)
-    await admin.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(loaded.kafka.consumer_group)
-    finally:
-        await admin.close()
-    reader = consumer(loaded.kafka)
+    """Per partition of the consumed topics: end offset, the group's committed offset, lag.
+
+    The committed offsets are fetched as a member would (OffsetFetch through the group
+    coordinator, without joining), which every Kafka-protocol broker answers.
+    """
+    reader = AIOKafkaConsumer(
+        bootstrap_servers=loaded.kafka.bootstrap_servers,
+        group_id=loaded.kafka.consumer_group,
+        enable_auto_commit=False,
+    )
     await reader.start()
     try:
         await reader._client.force_metadata_update()
@@ -73,23 +80,23 @@ async def _lag(loaded: Settings, topics: Topics) -> list[dict[str, Any]]:
             for topic in (topics.documents, topics.search_requests)
             for p in sorted(reader.partitions_for_topic(topic) or ())
         ]
-        ends = await reader.end_offsets(tps) if tps else {}
+        if not tps:
+            return []
+        reader.assign(tps)
+        ends = await reader.end_offsets(tps)
+        committed = {tp: await reader.committed(tp) for tp in tps}
     finally:
         await reader.stop()
-    rows = []
-    for tp in tps:
-        meta = committed.get(tp)
-        done = meta.offset if meta is not None and meta.offset >= 0 else 0
-        rows.append(
-            {
-                "topic": tp.topic,
-                "partition": tp.partition,
-                "end": ends[tp],
-                "committed": meta.offset if meta is not None and meta.offset >= 0 else None,
-                "lag": max(ends[tp] - done, 0),
-            }
-        )
-    return rows
+    return [
+        {
+            "topic": tp.topic,
+            "partition": tp.partition,
+            "end": ends[tp],
+            "committed": committed[tp],
+            "lag": max(ends[tp] - (committed[tp] or 0), 0),
+        }
+        for tp in tps
+    ]
 
 
 async def _breakers(loaded: Settings, topics: Topics) -> tuple[dict[str, Any], set[str]]:
@@ -144,8 +151,9 @@ async def gather(loaded: Settings) -> dict[str, Any]:
     topics = Topics.from_settings(loaded.kafka)
     out: dict[str, Any] = {"group": loaded.kafka.consumer_group}
     errors: dict[str, str] = {}
+    optional: dict[str, str] = {}  # not every broker answers DescribeGroups (Tansu does not)
     await asyncio.gather(
-        _part(out, errors, "members", _members(loaded)),
+        _part(out, optional, "members", _members(loaded)),
         _part(out, errors, "partitions", _lag(loaded, topics)),
         _part(out, errors, "breakers", _breakers(loaded, topics)),
         _part(out, errors, "dead_letters_last_hour", _dead_letters(loaded, topics)),
@@ -155,6 +163,8 @@ async def gather(loaded: Settings) -> dict[str, Any]:
     out["breakers"], seen = breakers
     out["workers_seen_in_breaker_events"] = sorted(seen)
     out["errors"] = errors
+    if optional:
+        out["members_unavailable"] = optional["members"]
     return out
 
 
@@ -169,7 +179,7 @@ def _render(data: dict[str, Any]) -> str:
     else:
         seen = data.get("workers_seen_in_breaker_events") or []
         named = ", ".join(seen) or "none"
-        lines.append(f"\nworkers: the broker reports none; seen in breaker events: {named}")
+        lines.append(f"\nworkers: the broker reports no members; in breaker events: {named}")
     if data.get("partitions"):
         rows = [("TOPIC", "PARTITION", "END", "COMMITTED", "LAG")]
         rows += [
