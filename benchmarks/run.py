@@ -1,6 +1,6 @@
 """``make bench``: start the embedded stack, run the benchmarks, print the tables and the machine.
 
-    python benchmarks/run.py [search|ingest|replay|pipeline|scale|memory|all ...] [--quick]
+    python benchmarks/run.py [search|ingest|replay|pipeline|scale|memory|metrics|all ...] [--quick]
 
 Every goal is a ratio against a baseline measured in the same run (the machines are shared and
 noisy); absolute figures are printed too, as median [min-max, n=runs]. Results and worker logs
@@ -20,7 +20,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import bench_ingest, bench_memory, bench_scale, bench_search
+from benchmarks import bench_ingest, bench_memory, bench_metrics, bench_scale, bench_search
 from benchmarks.common import Options, Results
 from benchmarks.machine import describe
 from benchmarks.stack import Stack
@@ -33,8 +33,9 @@ BENCHMARKS = {
     "pipeline": bench_ingest.run_pipeline,
     "scale": bench_scale.run,
     "memory": bench_memory.run,
+    "metrics": bench_metrics.run,
 }
-ORDER = ["search", "ingest", "replay", "pipeline", "scale", "memory"]
+ORDER = ["search", "ingest", "replay", "pipeline", "scale", "memory", "metrics"]
 
 
 def _parser() -> argparse.ArgumentParser:
