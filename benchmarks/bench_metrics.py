@@ -84,6 +84,10 @@ async def run(stack: Stack, opts: Options, results: Results) -> None:
                 stop.set()
                 if scraper is not None:
                     scrapes += await scraper
+            results.note(
+                f"metrics round {r} {'on' if on else 'off'}: "
+                f"{rate_docs:.2f} documents/s, {rate_search:.2f} searches/s"
+            )
             ingest[on].append(rate_docs)
             search[on].append(rate_search)
             results.figure(f"metrics.{'on' if on else 'off'}.ingest", "documents/s").add(rate_docs)
