@@ -21,6 +21,7 @@ from schemas.document import DocumentDelete, DocumentUpsert
 from schemas.headers import Headers
 from schemas.ingest import IngestResult
 from services.auth import authorize_document
+from streams import metrics
 from streams.codec import decode_document, header
 from streams.errors import SchemaValidationError
 from streams.messaging import hold_until_done
@@ -108,6 +109,7 @@ async def index_documents(
                 took_ms=took_ms,
                 correlation_id=item.correlation_id,
             )
+            metrics.document(outcome.status, tenant=doc.tenant)
             log.info(
                 "document_" + outcome.status,
                 doc_id=doc.id,
@@ -119,6 +121,7 @@ async def index_documents(
                 op="upsert" if isinstance(doc, DocumentUpsert) else "delete",
             )
     await publish_all(context, producer, out)
+    metrics.ingest_batch(time.perf_counter() - started, documents=len(out))
     return [item.result for item in out if item.result is not None]
 
 

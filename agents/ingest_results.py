@@ -17,6 +17,7 @@ import structlog
 from agents.context import AgentContext
 from schemas.headers import Headers
 from schemas.ingest import ErrorInfo, IngestResult
+from streams import metrics
 from streams.codec import HeaderList, encode, header
 from streams.errors import AuthError, InvalidMessageError, RagstreamError
 from streams.messaging import send, send_dead_letter
@@ -75,6 +76,7 @@ def rejected(
             )
     item.dead_letter = exc
     code = exc.code if isinstance(exc, RagstreamError) else "internal"
+    metrics.document("rejected", tenant=item.tenant, error_code=code)
     return IngestResult(
         id=item.doc_id,
         tenant=item.tenant,
@@ -129,4 +131,5 @@ async def _reply(
     try:
         await send(producer, reply_to, key=key, value=value, headers=headers)
     except Exception as exc:
+        metrics.reply_failed("ingest")
         log.warning("reply_failed", reply_to=reply_to, error=repr(exc)[:200])

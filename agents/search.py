@@ -20,6 +20,7 @@ from schemas.headers import Headers
 from schemas.ingest import ErrorInfo
 from schemas.search import SearchResult
 from services.auth import authorize_search
+from streams import metrics
 from streams.codec import decode_search_request, encode, header, headers_to_list
 from streams.errors import RagstreamError, SchemaValidationError
 from streams.messaging import send, send_dead_letter
@@ -53,6 +54,7 @@ async def handle_search(context: AgentContext, producer: Any, message: Any) -> S
             offset=message.offset,
         )
         return None
+    mode, tenant = "unknown", None
     try:
         principal = await context.auth.authenticate(
             authorization=header(message.headers, Headers.AUTHORIZATION),
@@ -61,8 +63,10 @@ async def handle_search(context: AgentContext, producer: Any, message: Any) -> S
         request = decode_search_request(
             message.value, max_bytes=context.settings.kafka.max_message_bytes
         )
+        mode = request.mode
         # The request's tenant must be the credential's (refused, not silently rewritten).
         authorize_search(principal, tenant=request.tenant)
+        tenant = request.tenant
         if correlation_id is None:
             raise SchemaValidationError("header 'correlation-id' is required on a search request")
         with structlog.contextvars.bound_contextvars(tenant=request.tenant, mode=request.mode):
@@ -102,7 +106,15 @@ async def handle_search(context: AgentContext, producer: Any, message: Any) -> S
             partition=partition,
         )
     except Exception as exc:
+        metrics.reply_failed("search")
         log.warning("reply_failed", reply_to=reply_to, error=repr(exc)[:200])
+    metrics.search(
+        mode=mode,
+        status=result.status,
+        error_code=result.error.code if result.error is not None else "",
+        seconds=time.perf_counter() - started,
+        tenant=tenant,
+    )
     log.info("search_answered", status=result.status, hits=len(result.hits), took_ms=result.took_ms)
     return result
 

@@ -1,6 +1,6 @@
 """``make bench``: start the embedded stack, run the benchmarks, print the tables and the machine.
 
-    python benchmarks/run.py [search|ingest|replay|pipeline|scale|memory|all ...] [--quick]
+    python benchmarks/run.py [search|ingest|replay|pipeline|scale|memory|metrics|all ...] [--quick]
     python benchmarks/run.py growth [--sizes 10000,100000,300000] [--engines embedded,servers]
 
 ``all`` is every benchmark but ``growth`` (issue 12's cost growth: long, run it on its own).
@@ -23,7 +23,14 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import bench_growth, bench_ingest, bench_memory, bench_scale, bench_search
+from benchmarks import (
+    bench_growth,
+    bench_ingest,
+    bench_memory,
+    bench_metrics,
+    bench_scale,
+    bench_search,
+)
 from benchmarks.common import Options, Results
 from benchmarks.machine import describe
 from benchmarks.stack import Stack
@@ -36,9 +43,10 @@ BENCHMARKS = {
     "pipeline": bench_ingest.run_pipeline,
     "scale": bench_scale.run,
     "memory": bench_memory.run,
+    "metrics": bench_metrics.run,
     "growth": bench_growth.run,
 }
-ORDER = ["search", "ingest", "replay", "pipeline", "scale", "memory", "growth"]
+ORDER = ["search", "ingest", "replay", "pipeline", "scale", "memory", "metrics", "growth"]
 ALL = ORDER[:-1]
 
 

@@ -40,7 +40,7 @@ from schemas.headers import Headers
 from services.embedding import build_embedder
 from services.indexing import content_hash
 from sqlalchemy.engine import make_url
-from stores.catalog import Catalog
+from stores.catalog import SqlCatalog
 from stores.chroma import ChromaVectorStore
 from stores.elastic import ElasticKeywordStore
 from streams.client import SearchClient
@@ -289,7 +289,7 @@ async def _check_stores(
     prefix = settings.kafka.topic_prefix
     keywords = ElasticKeywordStore(url=es_url, index=settings.elasticsearch.index_prefix)
     vectors = ChromaVectorStore(collection=collection_name(prefix, model), url=settings.chroma.url)
-    catalog = Catalog.from_settings(settings)
+    catalog = SqlCatalog.from_settings(settings)
     await asyncio.gather(keywords.start(), vectors.start(), catalog.start())
     expected_total = 0
     try:

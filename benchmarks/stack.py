@@ -109,6 +109,7 @@ class Stack:
     def worker(self, env: Mapping[str, str], *, tag: str = "") -> Worker:
         """Start one worker with ``env`` (call ``wait_ready`` next)."""
         name = f"{env['RAGSTREAM_TOPIC_PREFIX']}{tag}-{len(self.workers)}"
+        env = {"RAGSTREAM_HTTP_PORT": str(devstack.free_port()), **env}  # one port each
         w = Worker(env, log_path=self.root / f"{name}.log").start()
         self.workers.append(w)
         return w

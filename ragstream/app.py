@@ -17,9 +17,10 @@ import structlog
 
 from agents.ingest import ReadBatch, embed_ahead, index_documents, read_documents
 from agents.search import handle_search
+from ragstream import endpoints
 from ragstream.runtime import Runtime
 from schemas.headers import Headers
-from streams import faust_transport, observability
+from streams import faust_transport, metrics, observability
 from streams.batching import batches, prepared_ahead
 from streams.codec import header
 from streams.connection import faust_credentials
@@ -206,15 +207,22 @@ def _assigned(app: faust.App) -> list[str]:
 def run_worker(settings: Settings) -> None:
     """Check the connection, create the topics, then run the worker until a signal stops it."""
     observability.init_sentry(settings.sentry)
+    ops = settings.operations
+    metrics.configure(enabled=ops.metrics, tenant_label=ops.metrics_tenant_label)
     asyncio.run(ensure_topics(settings.kafka))  # a bad Kafka setting raises here: one line
     app = build_app(settings)
     runtime: Runtime = app.ragstream_runtime  # type: ignore[attr-defined]
+    # Probes and /metrics, served on their own thread from before the consumer starts.
+    http = endpoints.for_worker(app, runtime, ops)
+    if ops.http_port:
+        http.start()
 
     @app.on_before_shutdown.connect  # type: ignore[arg-type]
     async def _close(app: Any, **kwargs: Any) -> None:
         runtime.breaker_events.retire()  # tombstones: this worker leaves the breaker board
         await runtime.breaker_events.drain(timeout_s=5.0)
         await runtime.aclose()
+        http.stop()
 
     worker = faust.Worker(
         app, loglevel=settings.log_level.lower(), quiet=True, override_logging=False

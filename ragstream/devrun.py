@@ -50,9 +50,10 @@ def run_dev(
     kafka_port: int,
     elasticsearch_port: int,
     keyword_store: str = "embedded",
+    http_port: int = 6066,
 ) -> int:
     """Run until interrupted; return the exit code."""
-    ports = [("kafka", "--kafka-port", kafka_port)]
+    ports = [("kafka", "--kafka-port", kafka_port), ("worker HTTP", "--http-port", http_port)]
     if keyword_store == "elasticsearch":
         ports.append(("elasticsearch", "--elasticsearch-port", elasticsearch_port))
     for name, flag, port in ports:
@@ -90,12 +91,15 @@ def run_dev(
             ELASTICSEARCH_REFRESH=os.environ.get("ELASTICSEARCH_REFRESH", "true"),
             # Only the dev stack defaults to no authentication (RAGSTREAM_AUTH=required: on).
             RAGSTREAM_AUTH=os.environ.get("RAGSTREAM_AUTH", "disabled"),
+            RAGSTREAM_HTTP_PORT=str(http_port),
         )
         _say(f"chroma (embedded, persistent)                              {data_dir / 'chroma'}")
         _say(
             f"catalog (SQLite)                                           {data_dir / 'catalog.db'}"
         )
         _say("embeddings: local all-MiniLM-L6-v2 (int8 ONNX, no network)")
+        endpoint = f"http://127.0.0.1:{http_port}"
+        _say(f"worker probes and metrics    {endpoint}/health/live  /health/ready  /metrics")
         if env["RAGSTREAM_AUTH"] == "disabled":
             _say("!" * 78)
             _say("AUTHENTICATION IS DISABLED: any client may write and search any tenant.")

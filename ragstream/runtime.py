@@ -217,6 +217,12 @@ class Runtime:
         return observability.Traced(guarded, op="embedding")
 
     @property
+    def started(self) -> bool:
+        """Whether ``start()`` has finished (``/health/ready``)."""
+        task = self._started
+        return task is not None and task.done() and not task.cancelled() and not task.exception()
+
+    @property
     def indexer(self) -> Indexer:
         """The ingest use case; only once ``start()`` has finished."""
         if self._indexer is None:

@@ -53,3 +53,6 @@ class DocumentRecord:
     title: str = ""
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    last_error: str | None = None
+    """Why the document last failed to index (``error code: message``), if it ever did."""
+    last_error_at: datetime | None = None

@@ -21,5 +21,7 @@ class Headers:
     ORIGINAL_PARTITION = "original-partition"
     ORIGINAL_OFFSET = "original-offset"
     EXCEPTION_TYPE = "exception-type"
+    # Added by ``ragstream dead-letters replay``: ``{dead-letter topic}:{partition}:{offset}``.
+    REPLAYED_FROM = "replayed-from"
     # Headers never copied to a dead letter or a log line.
     SECRET = frozenset({AUTHORIZATION, API_KEY})

@@ -9,6 +9,7 @@ at any point converges to the same state without duplicates.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Literal, TypeGuard
 from schemas.chunks import Chunk, DocumentRecord
 from schemas.document import DocumentDelete, DocumentUpsert
 from services.chunking import split_text
+from streams import metrics
 from streams.errors import RagstreamError
 from streams.settings import IngestSettings
 
@@ -134,12 +136,16 @@ class Indexer:
         return outcomes
 
     async def _handle_one(self, doc: Doc) -> IndexOutcome:
-        """``handle``, with a non-retriable error turned into a ``failed`` outcome."""
+        """``handle``, with a non-retriable error turned into a ``failed`` outcome (and noted
+        in the catalog, best effort: the dead letter is the record that counts)."""
         try:
             return await self.handle(doc)
         except Exception as exc:
             if isinstance(exc, RagstreamError) and exc.retriable:
                 raise
+            code = exc.code if isinstance(exc, RagstreamError) else "internal"
+            with contextlib.suppress(RagstreamError):
+                await self._catalog.record_failure(doc.tenant, doc.id, f"{code}: {exc}")
             return IndexOutcome("failed", 0, error=exc)
 
     async def _apply_run(
@@ -177,6 +183,7 @@ class Indexer:
             await asyncio.gather(
                 self._vectors.upsert(chunks, embeddings), self._keywords.upsert(chunks)
             )
+            metrics.chunks_written(len(chunks))
         deletes = [d for d in docs if isinstance(d, DocumentDelete)]
         cleanups = [
             store.delete_document(r.tenant, r.doc_id, keep=r.chunk_count)
@@ -202,7 +209,9 @@ class Indexer:
         embedder = embedder or self._embedder
         embeddings: list[list[float]] = []
         for i in range(0, len(texts), self._batch):
-            embeddings += await embedder.embed(texts[i : i + self._batch])
+            batch = texts[i : i + self._batch]
+            with metrics.embedding_call("ingest", len(batch)):
+                embeddings += await embedder.embed(batch)
         return embeddings
 
     def _digest(self, doc: DocumentUpsert) -> str:

@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 import pybreaker
 import structlog
 
+from streams import metrics
 from streams.errors import BreakerOpenError, DependencyError, RagstreamError
 from streams.scrub import scrub_text
 
@@ -127,12 +128,14 @@ class Breaker:
             name=name,
             throw_new_error_on_trip=False,
         )
+        metrics.breaker_state(name, self.state)
 
     def subscribe(self, callback: Callable[[Transition], None]) -> None:
         """Call ``callback`` (synchronously) on every state change."""
         self._callbacks.append(callback)
 
     def _notify(self, old: str, new: str) -> None:
+        metrics.breaker_transition(self.name, old, new)
         if new == pybreaker.STATE_CLOSED:
             if self._peer_opened is not None and self._reason == "local":
                 self._distrusted.add(self._peer_opened)  # our own success proved the peer wrong

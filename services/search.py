@@ -17,6 +17,7 @@ from schemas.chunks import ScoredChunk
 from schemas.ingest import ErrorInfo
 from schemas.search import SearchHit, SearchRequest, SearchResult, SearchTimings
 from services.fusion import reciprocal_rank_fusion
+from streams import metrics
 from streams.errors import DependencyError, SchemaValidationError
 from streams.settings import SearchSettings
 
@@ -66,10 +67,12 @@ class Searcher:
         self, req: SearchRequest, n: int, filters: dict[str, Any], spent: dict[str, float]
     ) -> list[ScoredChunk]:
         t0 = time.perf_counter()
-        [embedding] = await self._embedder.embed([req.query])
+        with metrics.search_leg("embed"), metrics.embedding_call("search", 1):
+            [embedding] = await self._embedder.embed([req.query])
         t1 = time.perf_counter()
         spent["embed"] = _ms(t1 - t0)
-        hits = await self._vectors.query(req.tenant, embedding, top_k=n, filters=filters)
+        with metrics.search_leg("vector"):
+            hits = await self._vectors.query(req.tenant, embedding, top_k=n, filters=filters)
         spent["vector"] = _ms(time.perf_counter() - t1)
         return hits
 
@@ -77,7 +80,8 @@ class Searcher:
         self, req: SearchRequest, n: int, filters: dict[str, Any], spent: dict[str, float]
     ) -> list[ScoredChunk]:
         t0 = time.perf_counter()
-        hits = await self._keywords.search(req.tenant, req.query, top_k=n, filters=filters)
+        with metrics.search_leg("keyword"):
+            hits = await self._keywords.search(req.tenant, req.query, top_k=n, filters=filters)
         spent["keyword"] = _ms(time.perf_counter() - t0)
         return hits
 
@@ -133,7 +137,8 @@ class Searcher:
                 timings_ms=SearchTimings(**spent, total=took_ms),
             )
         t_fuse = time.perf_counter()
-        hits = self._hits(rankings, top_k)
+        with metrics.search_leg("fuse"):
+            hits = self._hits(rankings, top_k)
         done = time.perf_counter()
         took_ms = _ms(done - started)
         return SearchResult(

@@ -221,7 +221,34 @@ class SqlStore:
                     async with self._engine.connect() as conn:
                         if not await conn.run_sync(self._has_tables):
                             raise
+                await self._add_missing_columns()
             self._started = True
+
+    async def _add_missing_columns(self) -> None:
+        """Add the nullable columns a table created by an older version lacks (a migration)."""
+        async with self._engine.connect() as conn:
+            missing = await conn.run_sync(self._missing_columns)
+        for table, column in missing:
+            ddl = column.type.compile(dialect=self._engine.dialect)
+            try:
+                async with self._engine.begin() as conn:
+                    await conn.execute(
+                        text(f'ALTER TABLE {table} ADD COLUMN "{column.name}" {ddl}')
+                    )
+            except sa_exc.DBAPIError:
+                # Another worker may have added it at the same moment: fine if it exists now.
+                async with self._engine.connect() as conn:
+                    if (table, column) in await conn.run_sync(self._missing_columns):
+                        raise
+
+    def _missing_columns(self, conn: Any) -> builtins.list[tuple[str, Any]]:
+        """(table, column) for every nullable column the database does not have yet."""
+        inspector = inspect(conn)
+        missing = []
+        for name, table in self._metadata.tables.items():
+            present = {c["name"] for c in inspector.get_columns(name)}
+            missing += [(name, c) for c in table.columns if c.name not in present and c.nullable]
+        return missing
 
     def _has_tables(self, conn: Any) -> bool:
         """Whether every table exists (run on a sync connection)."""

@@ -171,13 +171,21 @@ class Catalog(Protocol):
         ...
 
     async def list(
-        self, tenant: str, *, limit: int = 100, offset: int = 0
+        self, tenant: str, *, limit: int = 100, offset: int = 0, status: str | None = None
     ) -> builtins.list[DocumentRecord]:
-        """A page of a tenant's records, ordered by ``doc_id``."""
+        """A page of a tenant's records (of one ``status``, if given), ordered by ``doc_id``."""
         ...
 
     async def count(self, tenant: str | None = None) -> int:
         """How many documents one tenant (or everyone) has."""
+        ...
+
+    async def record_failure(self, tenant: str, doc_id: str, error: str) -> None:
+        """Note why a document failed for good: a ``failed`` row, or a note on an indexed one."""
+        ...
+
+    async def summary(self) -> builtins.list[tuple[str, str, int]]:
+        """``(tenant, status, documents)`` for every tenant and status, in that order."""
         ...
 
     async def ping(self) -> None:

@@ -55,6 +55,9 @@ documents = Table(
     Column("title", Text, nullable=False, default=""),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # Added in 0.2 (added to older databases at start): the last failure of the document.
+    Column("last_error", Text, nullable=True),
+    Column("last_error_at", UTCDateTime(), nullable=True),
     CheckConstraint("chunk_count >= 0", name="ck_documents_chunk_count"),
 )
 """``documents``: the composite primary key (tenant, doc_id) is the document's identity."""
@@ -71,6 +74,8 @@ def _record(row: Any) -> DocumentRecord:
         title=row.title,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        last_error=row.last_error,
+        last_error_at=row.last_error_at,
     )
 
 
@@ -237,19 +242,47 @@ class SqlCatalog(SqlStore):
                 removed += (await conn.execute(query)).rowcount or 0
         return removed
 
+    async def record_failure(self, tenant: str, doc_id: str, error: str) -> None:
+        """Note why a document could not be indexed: on its row, or a new ``failed`` row."""
+        now = datetime.now(UTC)
+        failure = {"last_error": error[:2000], "last_error_at": now}
+        where = (documents.c.tenant == tenant) & (documents.c.doc_id == doc_id)
+        async with self._begin() as conn:
+            result = await conn.execute(update(documents).where(where).values(**failure))
+            if result.rowcount == 0:
+                row = {
+                    "tenant": tenant,
+                    "doc_id": doc_id,
+                    "content_hash": "",
+                    "chunk_count": 0,
+                    "status": "failed",
+                    "title": "",
+                    "created_at": now,
+                    "updated_at": now,
+                    **failure,
+                }
+                await conn.execute(insert(documents).values(**row))
+
     async def list(
-        self, tenant: str, *, limit: int = 100, offset: int = 0
+        self, tenant: str, *, limit: int = 100, offset: int = 0, status: str | None = None
     ) -> builtins.list[DocumentRecord]:
-        """A page of a tenant's records, ordered by ``doc_id``."""
-        query = (
-            select(documents)
-            .where(documents.c.tenant == tenant)
-            .order_by(documents.c.doc_id)
-            .limit(limit)
-            .offset(offset)
-        )
+        """A page of a tenant's records (of one ``status``, if given), ordered by ``doc_id``."""
+        query = select(documents).where(documents.c.tenant == tenant)
+        if status is not None:
+            query = query.where(documents.c.status == status)
+        query = query.order_by(documents.c.doc_id).limit(limit).offset(offset)
         async with self._begin() as conn:
             return [_record(row) for row in await conn.execute(query)]
+
+    async def summary(self) -> builtins.list[tuple[str, str, int]]:
+        """``(tenant, status, documents)`` for every tenant and status, in that order."""
+        query = (
+            select(documents.c.tenant, documents.c.status, func.count())
+            .group_by(documents.c.tenant, documents.c.status)
+            .order_by(documents.c.tenant, documents.c.status)
+        )
+        async with self._begin() as conn:
+            return [(t, s, int(n)) for t, s, n in await conn.execute(query)]
 
     async def count(self, tenant: str | None = None) -> int:
         """How many documents one tenant (or everyone) has."""

@@ -44,7 +44,13 @@ class MemoryCatalog:
         key = (record.tenant, record.doc_id)
         previous = self._rows.get(key)
         created = (previous.created_at if previous else None) or record.created_at or now
-        stored = dataclasses.replace(record, created_at=created.astimezone(UTC), updated_at=now)
+        stored = dataclasses.replace(
+            record,
+            created_at=created.astimezone(UTC),
+            updated_at=now,
+            last_error=previous.last_error if previous else None,  # kept, as in SQL
+            last_error_at=previous.last_error_at if previous else None,
+        )
         self._rows[key] = stored
         return stored
 
@@ -67,13 +73,40 @@ class MemoryCatalog:
         self._check_open()
         return self._rows.pop((tenant, doc_id), None) is not None
 
-    async def list(
-        self, tenant: str, *, limit: int = 100, offset: int = 0
-    ) -> builtins.list[DocumentRecord]:
-        """A page of a tenant's records, ordered by ``doc_id``."""
+    async def record_failure(self, tenant: str, doc_id: str, error: str) -> None:
+        """Note why a document could not be indexed: on its row, or a new ``failed`` row."""
         self._check_open()
-        mine = sorted((r for (t, _), r in self._rows.items() if t == tenant), key=_doc_id)
+        now = datetime.now(UTC)
+        previous = self._rows.get((tenant, doc_id))
+        if previous is None:
+            previous = DocumentRecord(
+                tenant, doc_id, "", 0, "failed", "", created_at=now, updated_at=now
+            )
+        failed = dataclasses.replace(previous, last_error=error[:2000], last_error_at=now)
+        self._rows[(tenant, doc_id)] = failed
+
+    async def list(
+        self, tenant: str, *, limit: int = 100, offset: int = 0, status: str | None = None
+    ) -> builtins.list[DocumentRecord]:
+        """A page of a tenant's records (of one ``status``, if given), ordered by ``doc_id``."""
+        self._check_open()
+        mine = sorted(
+            (
+                r
+                for (t, _), r in self._rows.items()
+                if t == tenant and (status is None or r.status == status)
+            ),
+            key=_doc_id,
+        )
         return mine[offset : offset + limit]
+
+    async def summary(self) -> builtins.list[tuple[str, str, int]]:
+        """``(tenant, status, documents)`` for every tenant and status, in that order."""
+        self._check_open()
+        counts: dict[tuple[str, str], int] = {}
+        for (tenant, _), record in self._rows.items():
+            counts[(tenant, record.status)] = counts.get((tenant, record.status), 0) + 1
+        return [(t, s, n) for (t, s), n in sorted(counts.items())]
 
     async def count(self, tenant: str | None = None) -> int:
         """How many documents one tenant (or everyone) has."""

@@ -7,12 +7,14 @@ incoming message (and so lets its offset be committed) only after these return.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 import structlog
 
 from schemas.headers import Headers
+from streams import metrics
 from streams.codec import HeaderList, public_headers
 from streams.errors import RagstreamError
 
@@ -83,37 +85,43 @@ async def send_dead_letter(
         headers, error=error, topic=topic, partition=partition, offset=offset
     )
     await producer.send_and_wait(dead_letter_topic, key, value, None, None, dl_headers)
-    log.warning(
-        "dead_lettered",
-        error_code=dict(dl_headers)[Headers.ERROR_CODE].decode(),
-        error=str(error)[:200],
-    )
+    code = dict(dl_headers)[Headers.ERROR_CODE].decode()
+    metrics.dead_letter(topic, code)
+    log.warning("dead_lettered", error_code=code, error=str(error)[:200])
 
 
 async def hold_until_done(
     work: Callable[[], Awaitable[T]], *, initial_s: float, max_s: float, what: str
 ) -> T:
-    """Retry ``work`` while it fails with a retriable error: the stream waits, nothing drops."""
+    """Retry ``work`` while it fails with a retriable error: the stream waits, nothing drops.
+
+    From the first retriable failure until ``work`` succeeds (or fails for good) the work
+    counts as held (``ragstream_holding_seconds{what=...}``).
+    """
     delay = initial_s
     attempt = 0
-    while True:
-        try:
-            return await work()
-        except RagstreamError as exc:
-            if not exc.retriable:
-                raise
-            attempt += 1
-            wait = max(delay, getattr(exc, "retry_after_s", None) or 0.0)
-            log.warning(
-                "dependency_unavailable_holding",
-                what=what,
-                attempt=attempt,
-                retry_in_s=round(wait, 2),
-                error_code=exc.code,
-                error=str(exc)[:200],
-            )
-            await _wait(wait, getattr(exc, "wake", None))
-            delay = min(delay * 2, max_s)
+    with contextlib.ExitStack() as held:
+        while True:
+            try:
+                return await work()
+            except RagstreamError as exc:
+                if not exc.retriable:
+                    raise
+                if attempt == 0:
+                    held.enter_context(metrics.holding(what))
+                attempt += 1
+                metrics.hold_retry(what, exc.code)
+                wait = max(delay, getattr(exc, "retry_after_s", None) or 0.0)
+                log.warning(
+                    "dependency_unavailable_holding",
+                    what=what,
+                    attempt=attempt,
+                    retry_in_s=round(wait, 2),
+                    error_code=exc.code,
+                    error=str(exc)[:200],
+                )
+                await _wait(wait, getattr(exc, "wake", None))
+                delay = min(delay * 2, max_s)
 
 
 async def _wait(seconds: float, wake: Callable[[], Awaitable[None]] | None) -> None:

@@ -28,6 +28,7 @@ __all__ = [
     "KafkaSettings",
     "KeywordSettings",
     "OpenAISettings",
+    "OperationsSettings",
     "SearchSettings",
     "SentrySettings",
     "Settings",
@@ -352,6 +353,23 @@ class SentrySettings(_SecretFiles):
     traces_sample_rate: float = Field(default=0.1, ge=0.0, le=1.0)
 
 
+class OperationsSettings(BaseSettings):
+    """The worker's HTTP endpoint (health probes, Prometheus metrics)."""
+
+    model_config = SettingsConfigDict(env_prefix="RAGSTREAM_", frozen=True, extra="ignore")
+
+    http_host: str = "127.0.0.1"
+    """Address the endpoint binds: loopback by default; ``0.0.0.0`` in a container or pod."""
+    http_port: int = Field(default=6066, ge=0, le=65535)
+    """Port of ``/health/live``, ``/health/ready`` and ``/metrics``; 0 turns the endpoint off."""
+    metrics: bool = True
+    """Record Prometheus metrics (``false``: ``/metrics`` answers 404, the probes stay)."""
+    metrics_tenant_label: bool = False
+    """Add a ``tenant`` label to the document and search counters: one series per tenant."""
+    live_stall_s: float = Field(default=10.0, gt=0)
+    """``/health/live`` fails when the event loop has not run its heartbeat for this long."""
+
+
 class AuthSettings(_SecretFiles):
     """Who may put messages on the topics: JWTs, API keys, users (see README "Security")."""
 
@@ -432,6 +450,7 @@ class Settings(BaseSettings):
     search: SearchSettings = Field(default_factory=SearchSettings)
     sentry: SentrySettings = Field(default_factory=SentrySettings)
     breakers: BreakerSettings = Field(default_factory=BreakerSettings)
+    operations: OperationsSettings = Field(default_factory=OperationsSettings)
     # Not "auth": with the RAGSTREAM_ prefix that field would read RAGSTREAM_AUTH (the mode).
     security: AuthSettings = Field(default_factory=AuthSettings)
 

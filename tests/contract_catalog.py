@@ -213,3 +213,37 @@ class CatalogContract:
             await catalog.ping()
         with pytest.raises(RuntimeError, match="closed"):
             await catalog.upsert(make_record(tenant, "e"))
+
+    async def test_record_failure_notes_the_error_and_keeps_an_indexed_row(
+        self, catalog: Any
+    ) -> None:
+        """A failure of an unknown document is a ``failed`` row; of an indexed one, a note."""
+        tenant = new_tenant()
+        await catalog.record_failure(tenant, "new", "store_rejected: mapping")
+        failed = await catalog.get(tenant, "new")
+        assert failed.status == "failed" and failed.chunk_count == 0
+        assert failed.last_error == "store_rejected: mapping" and _is_utc(failed.last_error_at)
+        indexed = await catalog.upsert(make_record(tenant, "old"))
+        assert indexed.last_error is None
+        await catalog.record_failure(tenant, "old", "embedding_rejected: too long")
+        noted = await catalog.get(tenant, "old")
+        assert (noted.status, noted.chunk_count, noted.content_hash) == (
+            "indexed",
+            indexed.chunk_count,
+            indexed.content_hash,
+        )
+        assert noted.last_error == "embedding_rejected: too long"
+        again = await catalog.upsert(make_record(tenant, "old", text="v2"))
+        assert again.last_error == "embedding_rejected: too long"  # history, until the next
+
+    async def test_list_by_status_and_summary_per_tenant(self, catalog: Any) -> None:
+        """``list(status=...)`` filters; ``summary`` counts documents per tenant and status."""
+        a, b = new_tenant(), new_tenant()
+        for doc in ("1", "2"):
+            await catalog.upsert(make_record(a, doc))
+        await catalog.record_failure(a, "3", "internal: boom")
+        await catalog.upsert(make_record(b, "1"))
+        assert [r.doc_id for r in await catalog.list(a, status="failed")] == ["3"]
+        assert [r.doc_id for r in await catalog.list(a, status="indexed")] == ["1", "2"]
+        rows = [row for row in await catalog.summary() if row[0] in (a, b)]
+        assert rows == sorted([(a, "failed", 1), (a, "indexed", 2), (b, "indexed", 1)])

@@ -17,18 +17,33 @@ from ragstream.cli import (
     _env,
     auth,
     breakers,
+    catalog,
     contract,
+    dead_letters,
     documents,
     eval,
     reindex,
     search,
+    status,
     worker,
 )
 
 __all__ = ["build_parser", "main"]
 
 # In ``ragstream --help`` order.
-_GROUPS = (worker, documents, search, eval, breakers, auth, contract, reindex)
+_GROUPS = (
+    worker,
+    documents,
+    search,
+    eval,
+    breakers,
+    auth,
+    contract,
+    reindex,
+    status,
+    catalog,
+    dead_letters,
+)
 
 
 def _version() -> str:

@@ -40,6 +40,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
         kafka_port=args.kafka_port,
         elasticsearch_port=args.elasticsearch_port,
         keyword_store=args.keyword_store,
+        http_port=args.http_port,
     )
 
 
@@ -81,6 +82,12 @@ def register(sub: Any) -> None:
         choices=("embedded", "elasticsearch"),
         default="embedded",
         help="embedded tantivy index in the data dir (default), or an Elasticsearch-API server",
+    )
+    p.add_argument(
+        "--http-port",
+        type=int,
+        default=6066,
+        help="the worker's probes and /metrics on 127.0.0.1 (default 6066)",
     )
     p.set_defaults(func=cmd_dev)
 

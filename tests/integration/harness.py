@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from ragstream import workers
+from ragstream.devstack import free_port
 from ragstream.workers import worker_env
 from streams.connection import aiokafka_kwargs
 from streams.settings import KafkaSettings
@@ -40,6 +41,8 @@ def isolated_env(
         KAFKA_PARTITIONS="2",
         ELASTICSEARCH_REFRESH="true",
         CHROMA_URL="",
+        # Probes and /metrics: a free port per worker environment (6066 may be taken).
+        RAGSTREAM_HTTP_PORT=str(free_port()),
     )
     # These workers test the pipeline; test_security.py overrides RAGSTREAM_AUTH=required.
     return env | overrides
@@ -51,6 +54,11 @@ class WorkerProcess(workers.WorkerProcess):
 
     def __init__(self, env: Mapping[str, str], *, log_path: Path) -> None:
         super().__init__(env, log_path=log_path, cwd=ROOT)
+
+    @property
+    def http_url(self) -> str:
+        """Base URL of the worker's probes and ``/metrics``."""
+        return f"http://127.0.0.1:{self.env['RAGSTREAM_HTTP_PORT']}"
 
 
 def _kwargs(bootstrap: str | KafkaSettings) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from ragstream.devstack import free_port
@@ -35,9 +36,13 @@ def _clean_env(data_dir: Path) -> dict[str, str]:
     return env | {"RAGSTREAM_DATA_DIR": str(data_dir)}
 
 
-def _start_dev(data_dir: Path, kafka_port: int, es_port: int) -> subprocess.Popen[bytes]:
+def _start_dev(
+    data_dir: Path, kafka_port: int, es_port: int, http_port: int | None = None
+) -> subprocess.Popen[bytes]:
     args = [
         "dev",
+        "--http-port",
+        str(http_port or free_port()),
         "--data-dir",
         str(data_dir),
         "--kafka-port",
@@ -80,6 +85,20 @@ def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+async def _assert_endpoints(port: int) -> None:
+    """The dev worker serves its probes and metrics (README: "Operating it")."""
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    async with httpx.AsyncClient(base_url=base, timeout=5) as http:
+        while (ready := await http.get("/health/ready")).status_code != 200:
+            assert time.monotonic() < deadline, ready.text
+            await asyncio.sleep(0.2)  # poll interval, bounded by the deadline
+        assert ready.json()["runtime_started"] is True
+        assert (await http.get("/health/live")).json()["live"] is True
+        text = (await http.get("/metrics")).text
+    assert 'ragstream_breaker_state{breaker="elasticsearch"} 0.0' in text
+
+
 def _listening(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -93,10 +112,11 @@ def _stop(dev: subprocess.Popen[bytes]) -> int:
 async def test_dev_runs_finds_stops_and_keeps_data(tmp_path: Path) -> None:
     """Start, ingest and search via discovery, stop cleanly, restart: the data is still there."""
     data_dir = tmp_path / "data"
-    kafka_port, es_port = free_port(), free_port()
-    dev = _start_dev(data_dir, kafka_port, es_port)
+    kafka_port, es_port, http_port = free_port(), free_port(), free_port()
+    dev = _start_dev(data_dir, kafka_port, es_port, http_port)
     try:
         await _wait_ready(data_dir, dev)
+        await _assert_endpoints(http_port)
         doc = tmp_path / "notes.md"
         doc.write_text("# Lighthouses\n\nA lighthouse keeper trims the wick at dusk.")
         ingest = _cli(data_dir, "ingest", str(doc), "--tenant", "acme", "--wait")

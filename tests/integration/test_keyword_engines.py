@@ -22,7 +22,7 @@ from stores.base import KeywordStore
 from stores.elastic import ElasticKeywordStore, chunk_index
 from stores.tantivy_keywords import TantivyKeywordStore, analyzer
 from streams.errors import ConfigError, StoreRejectedError, StoreUnavailableError
-from tests.contracts import make_chunk
+from tests.contract_search_stores import make_chunk
 
 pytestmark = pytest.mark.integration
 

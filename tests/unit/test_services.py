@@ -305,7 +305,9 @@ async def test_handle_many_falls_back_to_singles_on_a_rejected_document() -> Non
         assert await keywords.count("t", doc_id) == await vectors.count("t", doc_id) > 0
         assert await catalog.get("t", doc_id) is not None
     assert await keywords.count("t", "bad") == 0
-    assert await catalog.get("t", "bad") is None
+    failed = await catalog.get("t", "bad")  # noted for `ragstream documents get`
+    assert failed is not None and failed.status == "failed" and failed.chunk_count == 0
+    assert failed.last_error is not None and failed.last_error.startswith("store_rejected: ")
 
 
 async def test_handle_many_raises_a_retriable_error_for_the_caller_to_hold() -> None:
