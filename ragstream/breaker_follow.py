@@ -27,6 +27,8 @@ from pydantic import TypeAdapter, ValidationError
 
 from schemas.breaker import AnyBreakerEvent, BreakerEventV2
 from services.resilience import Breaker
+from streams.connection import aiokafka_kwargs
+from streams.settings import KafkaSettings
 
 __all__ = ["BreakerFollower"]
 
@@ -43,14 +45,14 @@ class BreakerFollower:
         *,
         worker: str,
         breakers: Mapping[str, Breaker],
-        bootstrap_servers: str | None = None,
+        kafka: KafkaSettings | None = None,
         consumer: Callable[[], AIOKafkaConsumer] | None = None,
         fetch_max_wait_ms: int = 50,
     ) -> None:
         self.topic = topic
         self.worker = worker
         self.breakers = breakers
-        self._bootstrap = bootstrap_servers
+        self._kafka = kafka
         self._consumer = consumer
         self._fetch_max_wait_ms = fetch_max_wait_ms
         self.followed = 0
@@ -96,8 +98,10 @@ class BreakerFollower:
     def _new_consumer(self) -> AIOKafkaConsumer:
         if self._consumer is not None:
             return self._consumer()
+        if self._kafka is None:
+            raise RuntimeError("BreakerFollower needs kafka settings or a consumer factory")
         return AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
+            **aiokafka_kwargs(self._kafka),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="latest",

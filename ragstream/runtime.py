@@ -127,7 +127,7 @@ class Runtime:
                 self.topics.breaker_events,
                 worker=self.worker,
                 breakers=self.breakers,
-                bootstrap_servers=settings.kafka.bootstrap_servers,
+                kafka=settings.kafka,
             )
         for breaker in self.breakers.values():
             breaker.subscribe(on_breaker_transition)

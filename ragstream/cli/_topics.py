@@ -14,6 +14,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from streams.connection import aiokafka_kwargs
 from streams.errors import RequestTimeoutError
 from streams.settings import KafkaSettings
 
@@ -26,7 +27,7 @@ EXIT_NOT_FOUND = 3
 def consumer(kafka: KafkaSettings) -> AIOKafkaConsumer:
     """A group-less consumer that never commits."""
     return AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap_servers,
+        **aiokafka_kwargs(kafka),
         group_id=None,
         enable_auto_commit=False,
         fetch_max_wait_ms=100,
@@ -35,7 +36,7 @@ def consumer(kafka: KafkaSettings) -> AIOKafkaConsumer:
 
 def producer(kafka: KafkaSettings) -> AIOKafkaProducer:
     """A producer that waits for every in-sync replica."""
-    return AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+    return AIOKafkaProducer(**aiokafka_kwargs(kafka), acks="all")
 
 
 async def _partitions(reader: AIOKafkaConsumer, topic: str, timeout_s: float) -> list[int]:

@@ -25,6 +25,7 @@ from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from ragstream.cli._env import add_command, settings
 from ragstream.cli._topics import read_topic, table
 from stores.catalog import SqlCatalog
+from streams.connection import aiokafka_kwargs
 from streams.settings import Settings
 from streams.topics import Topics
 
@@ -33,7 +34,7 @@ __all__ = ["gather", "register"]
 
 async def _members(loaded: Settings) -> list[dict[str, Any]]:
     """The group's members and their partitions, from the broker (DescribeGroups)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=loaded.kafka.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**aiokafka_kwargs(loaded.kafka))
     quiet = logging.getLogger("aiokafka")  # a broker without DescribeGroups: one line, below
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)
@@ -68,7 +69,7 @@ async def _lag(loaded: Settings, topics: Topics) -> list[dict[str, Any]]:
     coordinator, without joining), which every Kafka-protocol broker answers.
     """
     reader = AIOKafkaConsumer(
-        bootstrap_servers=loaded.kafka.bootstrap_servers,
+        **aiokafka_kwargs(loaded.kafka),
         group_id=loaded.kafka.consumer_group,
         enable_auto_commit=False,
     )
