@@ -182,3 +182,33 @@ def test_a_refused_setting_never_echoes_a_secret(monkeypatch: pytest.MonkeyPatch
         KafkaSettings()
     assert _SECRET not in str(raised.value) + repr(raised.value)
     assert _SECRET not in describe_settings_error(raised.value)
+
+
+def _kafka_clients_built_by_hand() -> list[str]:
+    """Kafka client constructions in the packages that bypass ``aiokafka_kwargs``."""
+    import ast
+
+    root = Path(__file__).resolve().parents[2]
+    clients = {"AIOKafkaConsumer", "AIOKafkaProducer", "AIOKafkaAdminClient"}
+    found = []
+    for path in sorted(
+        [*root.joinpath("ragstream").rglob("*.py"), *root.joinpath("streams").rglob("*.py")]
+    ):
+        if path.name == "devstack.py":  # probes the embedded plaintext broker it started itself
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+            if name not in clients:
+                continue
+            spread = any(k.arg is None for k in node.keywords)  # **aiokafka_kwargs(...)
+            by_hand = any(k.arg == "bootstrap_servers" for k in node.keywords)
+            if by_hand or not spread:
+                found.append(f"{path.relative_to(root)}:{node.lineno}")
+    return found
+
+
+def test_every_kafka_client_gets_the_connection_arguments() -> None:
+    """No worker, client or CLI path builds a Kafka client without the TLS/SASL arguments."""
+    assert _kafka_clients_built_by_hand() == []
