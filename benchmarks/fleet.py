@@ -73,7 +73,9 @@ class FleetWorker:
 
     def __init__(self, env: Mapping[str, str], *, name: str, log_path: Path) -> None:
         self.name = name
-        self.env = {**os.environ, **env, "RAGSTREAM_WORKER_ID": name}
+        # Each worker its own probes port (they share one host); a restart keeps it.
+        port = env.get("RAGSTREAM_HTTP_PORT") or str(devstack.free_port())
+        self.env = {**os.environ, **env, "RAGSTREAM_WORKER_ID": name, "RAGSTREAM_HTTP_PORT": port}
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0

@@ -42,7 +42,7 @@ from services.indexing import content_hash
 from sqlalchemy.engine import make_url
 from stores.catalog import SqlCatalog
 from stores.chroma import ChromaVectorStore
-from stores.elastic import ElasticKeywordStore
+from stores.elastic import ElasticKeywordStore, chunk_index
 from streams.client import SearchClient
 from streams.codec import encode
 from streams.errors import RagstreamError, RemoteError, RequestTimeoutError
@@ -287,7 +287,9 @@ async def _check_stores(
     """Each document's final state in both stores and the catalog; duplicates and orphans."""
     counts = Counter[str]()
     prefix = settings.kafka.topic_prefix
-    keywords = ElasticKeywordStore(url=es_url, index=settings.elasticsearch.index_prefix)
+    keywords = ElasticKeywordStore(
+        url=es_url, index=chunk_index(settings.elasticsearch.index_prefix)
+    )
     vectors = ChromaVectorStore(collection=collection_name(prefix, model), url=settings.chroma.url)
     catalog = SqlCatalog.from_settings(settings)
     await asyncio.gather(keywords.start(), vectors.start(), catalog.start())
@@ -317,7 +319,7 @@ async def _check_stores(
                         ]
                     }
                 }
-                index = settings.elasticsearch.index_prefix
+                index = chunk_index(settings.elasticsearch.index_prefix)
                 current = (await http.post(f"/{index}/_count", json={"query": query})).json()
                 es_rev = int(current["count"])
                 vec_rev = len(

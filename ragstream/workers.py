@@ -18,6 +18,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ragstream.devstack import free_port
 from streams.client import SearchClient
 from streams.errors import RagstreamError
 from streams.settings import KafkaSettings
@@ -55,6 +56,8 @@ def worker_env(
         # Workers started here are for development, tests and benchmarks; production sets
         # RAGSTREAM_AUTH=required (the default) itself.
         "RAGSTREAM_AUTH": "disabled",
+        # Probes and /metrics on a free port: several workers share one host here.
+        "RAGSTREAM_HTTP_PORT": str(free_port()),
     }
     if prefix is not None:
         env |= {

@@ -33,7 +33,6 @@ __all__ = [
     "SentrySettings",
     "Settings",
     "default_data_dir",
-    "describe_settings_error",
     "env_name",
     "mask_url",
 ]
@@ -485,29 +484,3 @@ class Settings(BaseSettings):
         dump = self.model_dump(mode="json")
         dump["database"]["url"] = mask_url(dump["database"]["url"])
         return dump
-
-
-_SECTIONS: dict[str, type[BaseSettings]] = {}
-
-
-def describe_settings_error(exc: Exception) -> str:
-    """One line naming the environment variable(s) a settings ``ValidationError`` is about."""
-    from pydantic import ValidationError
-
-    if not isinstance(exc, ValidationError):
-        return str(exc)
-    if not _SECTIONS:
-        sections: list[type[BaseSettings]] = [Settings, *Settings._sections()]
-        _SECTIONS.update({cls.__name__: cls for cls in sections})
-    section = _SECTIONS.get(exc.title)
-    parts = []
-    for error in exc.errors(include_url=False, include_input=False):
-        loc = [str(x) for x in error.get("loc", ()) if not isinstance(x, int)]
-        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-        if not loc:  # a model validator: its message names the variables itself
-            parts.append(message)
-            continue
-        known = section is not None and loc[0] in section.model_fields
-        name = env_name(section, loc[0]) if section is not None and known else loc[0].upper()
-        parts.append(f"{name}: {message}")
-    return "; ".join(parts)

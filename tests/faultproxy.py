@@ -221,9 +221,10 @@ class FaultProxy:
             step = max(faults.bandwidth_bps // 10, 1)
             for i in range(0, len(data), step):
                 piece = data[i : i + step]
+                # Wait first, then send: no piece leaves before its share of time has passed.
+                await asyncio.sleep(len(piece) / faults.bandwidth_bps)
                 conn.client.write(piece)
                 await conn.client.drain()
-                await asyncio.sleep(len(piece) / faults.bandwidth_bps)
             conn.down += len(data)
             self.bytes_down += len(data)
             return b""

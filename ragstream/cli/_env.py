@@ -22,7 +22,8 @@ from pydantic import ValidationError
 
 from ragstream.devrun import STATE_FILE
 from streams.errors import ConfigError, DependencyError, RagstreamError
-from streams.settings import Settings, default_data_dir, describe_settings_error
+from streams.settings import Settings, default_data_dir
+from streams.settings_errors import describe_settings_error
 
 __all__ = [
     "Credentials",

@@ -106,12 +106,22 @@ def register(sub: Any) -> None:
         ],
     )
     actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
-    p = actions.add_parser("get", help="one document")
+    p = add_command(
+        actions,
+        "get",
+        help="one document",
+        examples=["ragstream documents get handbook.md --tenant acme --json"],
+    )
     p.add_argument("doc_id", metavar="ID")
     add_tenant(p)
     p.add_argument("--json", action="store_true", help="JSON on stdout")
     p.set_defaults(func=_get)
-    p = actions.add_parser("list", help="a tenant's documents, by id")
+    p = add_command(
+        actions,
+        "list",
+        help="a tenant's documents, by id",
+        examples=["ragstream documents list --tenant acme --status failed"],
+    )
     add_tenant(p)
     p.add_argument("--status", help="only this status (indexed, failed)")
     p.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")

@@ -279,16 +279,29 @@ def register(sub: Any) -> None:
         ],
     )
     actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
-    p = actions.add_parser("list", help="dead letters, oldest first")
+    p = add_command(
+        actions,
+        "list",
+        help="dead letters, oldest first",
+        examples=["ragstream dead-letters list --since 1h --error-code malformed_json --json"],
+    )
     _filters(p)
     p.set_defaults(func=lambda a: asyncio.run(_list(a)))
-    p = actions.add_parser("show", help="one dead letter, headers and message")
+    p = add_command(
+        actions,
+        "show",
+        help="one dead letter, headers and message",
+        examples=["ragstream dead-letters show 0:42"],
+    )
     p.add_argument("offset", metavar="OFFSET", help="PARTITION:OFFSET (or OFFSET with --partition)")
     p.add_argument("--partition", type=int, default=0, help="partition when OFFSET has none")
     _common(p)
     p.set_defaults(func=lambda a: asyncio.run(_show(a)))
-    p = actions.add_parser(
-        "replay", help="re-produce matching dead letters to their original topic"
+    p = add_command(
+        actions,
+        "replay",
+        help="re-produce matching dead letters to their original topic",
+        examples=["ragstream dead-letters replay --doc-id handbook.md --token-stdin < token.txt"],
     )
     _filters(p)
     p.add_argument("--dry-run", action="store_true", help="print what would be replayed")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+from ragstream.devstack import free_port
 from schemas.document import DocumentUpsert
 from streams.client import IngestClient
 from streams.settings import KafkaSettings
@@ -101,7 +102,8 @@ async def test_one_workers_outage_opens_a_healthy_peer_once_for_one_reset_timeou
             "RAGSTREAM_WORKER_ID": "a",
             "ELASTICSEARCH_URL": f"http://{proxy.address}",
         }
-        b_env = common | {"RAGSTREAM_WORKER_ID": "b"}
+        # Each worker its own probes port: they share this host.
+        b_env = common | {"RAGSTREAM_WORKER_ID": "b", "RAGSTREAM_HTTP_PORT": str(free_port())}
         a = WorkerProcess(a_env, log_path=tmp_path / "a.log").start()
         b = WorkerProcess(b_env, log_path=tmp_path / "b.log").start()
         stop = asyncio.Event()

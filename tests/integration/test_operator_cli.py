@@ -25,7 +25,7 @@ import pytest_asyncio
 from ragstream.cli import main
 from schemas.document import DocumentUpsert
 from stores.catalog import SqlCatalog
-from stores.elastic import ElasticKeywordStore
+from stores.elastic import ElasticKeywordStore, chunk_index
 from streams.client import IngestClient
 from streams.settings import Settings
 from tests.integration.harness import ROOT, WorkerProcess, isolated_env, new_id, read_until
@@ -176,7 +176,7 @@ async def test_dead_letter_replay_with_the_operators_credential_is_idempotent(
         assert h["authorization"] == f"Bearer {o.token}".encode()
         assert not {"error-code", "original-topic", "exception-type"} & set(h)
     keywords = ElasticKeywordStore(
-        url=o.settings.elasticsearch.url, index=o.settings.elasticsearch.index_prefix
+        url=o.settings.elasticsearch.url, index=chunk_index(o.settings.elasticsearch.index_prefix)
     )
     try:
         assert await keywords.count(o.tenant, doc_id) == first["chunks"]  # no duplicates

@@ -97,6 +97,14 @@ class TestTantivyKeywordStore(KeywordStoreContract):
         yield store
         await store.aclose()
 
+    @pytest.fixture
+    async def unreachable(self, tmp_path: Path) -> TantivyKeywordStore:
+        """An embedded index that was closed: its files are out of reach."""
+        store = TantivyKeywordStore(path=tmp_path / "gone")
+        await store.start()
+        await store.aclose()
+        return store
+
 
 class TestChromaEmbedded(VectorStoreContract):
     """The vector contract against an embedded, persistent Chroma in a temporary directory."""

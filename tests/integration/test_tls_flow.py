@@ -282,7 +282,7 @@ async def test_ingest_search_and_breakers_over_tls(
             done = _cli(tls_worker, "breakers", "--json")
             assert done.returncode == 0, done.stderr
             state = json.loads(done.stdout)["breakers"]
-            if state.get("elasticsearch", {}).get("to") == "open":
+            if state.get("elasticsearch", {}).get("open", 0) >= 1:  # the fleet summary
                 break
             assert time.monotonic() < deadline, state
     finally:

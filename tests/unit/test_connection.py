@@ -17,7 +17,8 @@ from streams.connection import (
     ssl_context,
 )
 from streams.errors import ConfigError
-from streams.settings import KafkaSettings, describe_settings_error
+from streams.settings import KafkaSettings
+from streams.settings_errors import describe_settings_error
 from tests.pki import Pki, make_pki
 
 _SECRET = "s3cr3t-Pa55"

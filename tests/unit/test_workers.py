@@ -103,7 +103,7 @@ def test_an_isolated_environment_is_read_by_the_settings(
 
 
 def test_without_a_prefix_the_worker_uses_the_defaults() -> None:
-    """No prefix: only the connection, data dir, timeouts and auth are set."""
+    """No prefix: only the connection, data dir, timeouts, auth and a free HTTP port are set."""
     env = worker_env(
         kafka_bootstrap="k:1",
         elasticsearch_url="http://e:2",
@@ -111,6 +111,8 @@ def test_without_a_prefix_the_worker_uses_the_defaults() -> None:
         session_timeout_s="6",
         rebalance_timeout_s="2",
     )
+    port = int(env.pop("RAGSTREAM_HTTP_PORT"))
+    assert 0 < port < 65536 and port != 6066
     assert env == {
         "KAFKA_BOOTSTRAP_SERVERS": "k:1",
         "ELASTICSEARCH_URL": "http://e:2",
