@@ -188,27 +188,17 @@ class FakeContext:
         """No breakers in front of the fakes."""
         return {}
 
-    def document(
-        self,
-        value: bytes | None,
-        *,
-        key: bytes | None = None,
-        offset: int = 0,
-        correlation_id: str | None = None,
-        reply_to: str | None = None,
-        headers: HeaderList | None = None,
-    ) -> FakeMessage:
-        """A message on this context's documents topic."""
-        return FakeMessage(
-            value,
-            key=key,
-            headers=_with(headers, correlation_id=correlation_id, reply_to=reply_to),
-            topic=self.topics.documents,
-            offset=offset,
-        )
+    def document(self, value: bytes | None, **kw: Any) -> FakeMessage:
+        """A message on this context's documents topic (``_message``'s keywords)."""
+        return self._message(self.topics.documents, value, **kw)
 
-    def search_request(
+    def search_request(self, value: bytes | None, **kw: Any) -> FakeMessage:
+        """A message on this context's search-requests topic (``_message``'s keywords)."""
+        return self._message(self.topics.search_requests, value, **kw)
+
+    def _message(
         self,
+        topic: str,
         value: bytes | None,
         *,
         key: bytes | None = None,
@@ -217,12 +207,11 @@ class FakeContext:
         reply_to: str | None = None,
         headers: HeaderList | None = None,
     ) -> FakeMessage:
-        """A message on this context's search-requests topic."""
         return FakeMessage(
             value,
             key=key,
             headers=_with(headers, correlation_id=correlation_id, reply_to=reply_to),
-            topic=self.topics.search_requests,
+            topic=topic,
             offset=offset,
         )
 
