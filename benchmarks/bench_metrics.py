@@ -3,8 +3,8 @@
 Two workers in one run, identical but for ``RAGSTREAM_METRICS`` (each its own topics and
 index), with the WordLlama embedder and the embedded keyword index (``KEYWORD_STORE=embedded``,
 as ``ragstream dev``) so the pipeline, not the model or the ES-API server's linear scan, is the
-limit (where a per-message cost would show). Rounds alternate on, off, on, off... so drift on a shared
-machine hits both alike; each round ingests fresh documents (documents/s, result to result)
+limit (where a per-message cost would show). Rounds alternate on, off, on, off... so drift on a
+shared machine hits both alike; each round ingests fresh documents (documents/s, result to result)
 and runs sequential hybrid searches (requests/s). While one worker is measured the other
 idles. A Prometheus-style scrape of ``/metrics`` every second runs during the "on" rounds,
 as in production. Both indexes grow by the same documents each round, so searches slow down
