@@ -25,6 +25,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,7 @@ from streams.settings import Settings
 from streams.topics import ensure_topics
 from tests.faultproxy import FaultProxy
 
-from benchmarks.fleet import FleetWorker, base_env
+from benchmarks.fleet import FleetWorker, base_env, log_events
 
 __all__ = ["Soak", "main", "run_soak"]
 
@@ -107,6 +108,14 @@ class Soak:
     rss_peak_mb: float = 0.0
     failures: list[str] = field(default_factory=list)
     table: dict[str, Any] = field(default_factory=dict)
+    # Each search without a reply: (correlation id or "", mode, sent at, error), times UTC.
+    unanswered: list[tuple[str, str, datetime, str]] = field(default_factory=list)
+    timeline: list[tuple[datetime, str]] = field(default_factory=list)  # faults and kills
+    diagnosis: str = ""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _doc_text(doc: str, rev: int, rng: random.Random) -> str:
@@ -171,6 +180,7 @@ async def _search(
             return
         mode = ("hybrid", "keyword", "vector")[n % 3]
         soak.search_sent += 1
+        sent_at = _now()
         try:
             result = await client.search(
                 rng.choice(["chunks honest", "revision document", "keeps"]),
@@ -181,10 +191,12 @@ async def _search(
             soak.searches[result.status] += 1
         except RemoteError as exc:
             soak.searches[f"error:{exc.code}"] += 1
-        except RequestTimeoutError:
+        except RequestTimeoutError as exc:
             soak.searches["no reply"] += 1
+            soak.unanswered.append((exc.correlation_id or "", mode, sent_at, str(exc)))
         except RagstreamError as exc:
             soak.searches[f"client:{exc.code}"] += 1
+            soak.unanswered.append(("", mode, sent_at, f"{type(exc).__name__}: {exc}"))
         await asyncio.sleep(rng.uniform(0.2, 1.0))  # the load's pace
 
 
@@ -210,14 +222,18 @@ async def _chaos(
         }[kind]
         proxy.set(**setting)
         soak.faults[f"{name}:{kind}"] += 1
+        soak.timeline.append((_now(), f"fault {name}:{kind} {setting}"))
         await asyncio.sleep(rng.uniform(0.5, 3.0) if name == "kafka" else rng.uniform(1, 5))
         proxy.heal()
+        soak.timeline.append((_now(), f"healed {name}"))
         if time.monotonic() > next_kill:
             victim = rng.choice(workers)
             victim.kill()
             soak.kills += 1
+            soak.timeline.append((_now(), f"SIGKILL {victim.name}"))
             await asyncio.sleep(rng.uniform(0.5, 2.0))
             victim.start()
+            soak.timeline.append((_now(), f"restarted {victim.name}"))
             next_kill = time.monotonic() + rng.uniform(15, 30)
         await asyncio.sleep(rng.uniform(0.5, 3.0))  # calm between faults
 
@@ -503,6 +519,13 @@ async def run_soak(
             soak.failures.append(f"{unanswered} searches without a reply in {SEARCH_TIMEOUT_S}s")
         if soak.deaths:
             soak.failures.append(f"unexpected worker deaths: {soak.deaths}")
+        where: dict[str, tuple[int, int]] = {}  # correlation id -> (partition, offset)
+        if soak.unanswered:
+            for r in await _read_topic(bootstrap, topics.search_requests):
+                corr = _header(r, Headers.CORRELATION_ID)
+                if corr:
+                    where[corr] = (r.partition, r.offset)
+        soak.diagnosis = diagnose(soak, fleet, where)
         statuses = Counter(r.get("status") for c, r in results.items() if c in soak.produced)
         soak.table = {
             "load seconds": round(seconds),
@@ -571,6 +594,41 @@ async def _ready(client: SearchClient, fleet: list[FleetWorker], timeout_s: floa
                 raise TimeoutError("workers not ready") from None
 
 
+def diagnose(
+    soak: Soak, fleet: list[FleetWorker], where: dict[str, tuple[int, int]] | None = None
+) -> str:
+    """For each search without a reply: the faults and kills around it, every worker log line
+    that names its correlation id and the answers to its partition's neighbouring offsets
+    (``where``: the requests' partition and offset); then every ``reply_failed`` line."""
+    out: list[str] = []
+    for corr, mode, sent_at, error in soak.unanswered:
+        partition, offset = (where or {}).get(corr, (-1, -1))
+        out.append(
+            f"UNANSWERED {mode} search {corr or '(no id)'} sent {sent_at.isoformat()}, "
+            f"request at partition {partition} offset {offset}"
+        )
+        out.append(f"  client: {error[:300]}")
+        window = (sent_at - timedelta(seconds=15), sent_at + timedelta(seconds=SEARCH_TIMEOUT_S))
+        out.extend(
+            f"  {at.isoformat()} {what}"
+            for at, what in soak.timeline
+            if window[0] <= at <= window[1]
+        )
+        for w in fleet:
+            for record in log_events(w.log_path):
+                near = (
+                    record.get("event") == "search_answered"
+                    and record.get("partition") == partition
+                    and abs(int(record.get("offset", -99)) - offset) <= 4
+                )
+                if (corr and corr in json.dumps(record)) or near:
+                    out.append(f"  {w.name}: {json.dumps(record)[:600]}")
+    for w in fleet:
+        for record in log_events(w.log_path, "reply_failed"):
+            out.append(f"reply_failed {w.name}: {json.dumps(record)[:600]}")
+    return "\n".join(out)
+
+
 def render(soak: Soak) -> str:
     """The table, as Markdown."""
     lines = ["| | |", "|---|---|"]
@@ -620,6 +678,8 @@ async def main(argv: list[str] | None = None) -> int:
             root=root,
         )
     print(render(soak))
+    if soak.diagnosis:
+        print(soak.diagnosis)
     print(f"logs in {root}")
     for failure in soak.failures:
         print(f"FAILED: {failure}")

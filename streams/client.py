@@ -177,8 +177,9 @@ class ReplyChannel:
                 return await future
         except TimeoutError as exc:
             raise RequestTimeoutError(
-                f"no reply on {self.reply_topic} within {timeout_s}s (is a worker running "
-                f"and consuming {topic}?)"
+                f"no reply to {correlation_id} on {self.reply_topic} within {timeout_s}s (is "
+                f"a worker running and consuming {topic}?)",
+                correlation_id=correlation_id,
             ) from exc
         finally:
             self.forget(correlation_id)

@@ -197,6 +197,13 @@ class RequestTimeoutError(RagstreamError):
     code = "timeout"
     retriable = True
 
+    def __init__(
+        self, message: str, *, code: str | None = None, correlation_id: str | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.correlation_id = correlation_id
+        """The unanswered request's correlation id (to find it in the workers' logs)."""
+
 
 class RemoteError(RagstreamError):
     """The worker answered a request with an error; ``code`` is the worker's code."""
