@@ -66,7 +66,10 @@ def _translate(exc: BaseException) -> RagstreamError:
             f"chroma answered {status}: check CHROMA_AUTH_TOKEN (and "
             "CHROMA_AUTH_TOKEN_TRANSPORT_HEADER)"
         )
-    if isinstance(exc, TimeoutError | httpx.TransportError):
+    if _transport_cause(exc):
+        # Also when Chroma's client re-raised it as ``ValueError(str(e))`` (a connection
+        # reset while it checks the tenant or the user): the server is down or the network
+        # dropped, not a bad request.
         return StoreUnavailableError(f"chroma unreachable or too slow: {exc!r}")
     if isinstance(exc, httpx.HTTPStatusError):
         status = exc.response.status_code
@@ -84,6 +87,18 @@ def _translate(exc: BaseException) -> RagstreamError:
     if isinstance(exc, ValueError | TypeError | KeyError):
         return StoreRejectedError(f"chroma refused the request: {exc}")
     return StoreUnavailableError(f"chroma failed: {exc!r}")
+
+
+def _transport_cause(exc: BaseException) -> bool:
+    """Whether a timeout or a connection failure is ``exc`` or the error it was raised from."""
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, TimeoutError | httpx.TransportError | ConnectionError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _ssl_cause(exc: BaseException) -> ssl.SSLError | None:

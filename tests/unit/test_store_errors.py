@@ -236,6 +236,17 @@ def _http_status_error(status: int) -> httpx.HTTPStatusError:
     )
 
 
+def _reraised_as_value_error(cause: Exception) -> ValueError:
+    """What Chroma's client does with some errors: ``raise ValueError(str(e))`` in ``except``."""
+    try:
+        try:
+            raise cause
+        except Exception as exc:
+            raise ValueError(str(exc))  # noqa: B904 (the client's own pattern)
+    except ValueError as wrapped:
+        return wrapped
+
+
 @pytest.mark.parametrize(
     ("exc", "expected"),
     [
@@ -254,6 +265,16 @@ def _http_status_error(status: int) -> httpx.HTTPStatusError:
             id="not-running",
         ),
         pytest.param(ValueError("bad where"), StoreRejectedError, id="value-error"),
+        pytest.param(
+            _reraised_as_value_error(httpx.ReadError("[Errno 104] Connection reset by peer")),
+            StoreUnavailableError,
+            id="reset-reraised-as-value-error",
+        ),
+        pytest.param(
+            _reraised_as_value_error(ConnectionResetError(104, "Connection reset by peer")),
+            StoreUnavailableError,
+            id="os-reset-reraised-as-value-error",
+        ),
         pytest.param(Exception("500 text"), StoreUnavailableError, id="unknown"),
     ],
 )
