@@ -1,6 +1,8 @@
 """The chaos soak, short and seeded: faults on every dependency and worker kills lose nothing.
 
-The full run (at least ten minutes) is ``make soak``; see RELIABILITY.md.
+The full run (at least ten minutes) is ``make soak``; see RELIABILITY.md. ``RAGSTREAM_SOAK_S``
+sets the load's length (60 s) and ``RAGSTREAM_SOAK_SEED`` the schedule's seed (13). A search
+left without a reply is printed with its worker log lines.
 """
 
 from __future__ import annotations
@@ -17,15 +19,6 @@ from ragstream.devstack import Service
 
 SECONDS = float(os.environ.get("RAGSTREAM_SOAK_S", "60"))
 SEED = int(os.environ.get("RAGSTREAM_SOAK_SEED", "13"))
-
-# Not in the default run yet: in the last clean-clone CI run every data check passed (0 lost,
-# 0 duplicate, 0 orphan, every bad message dead-lettered) but 1 of 93 searches got no reply
-# within 60 s across the worker kills and Kafka faults. Issue 13 stays open until that is
-# understood; RAGSTREAM_SOAK=1 runs it (and `make soak` the full ten minutes).
-pytestmark = pytest.mark.skipif(
-    os.environ.get("RAGSTREAM_SOAK") != "1",
-    reason="the 60 s chaos soak runs with RAGSTREAM_SOAK=1 (issue 13: one unanswered search)",
-)
 
 
 @pytest.fixture
