@@ -4,7 +4,10 @@ In: ``{prefix}.search-requests`` with headers ``reply-to`` + ``correlation-id`` 
 Kafka's ``kafka_replyTopic`` + ``kafka_correlationId``), value ``ragstream.search-request.v1``.
 Out: ``ragstream.search-result.v1`` on the reply topic, the correlation id echoed as
 header and field. A request with no reply topic is dead-lettered: nobody could read
-an answer.
+an answer. So is one whose reply could not be sent (the producer already retried it for its
+request timeout; a reply topic that does not exist fails the same way): code
+``reply_failed``. Either way the request is acked only once its reply or its dead letter is
+on the broker; the dead letter is retried while the broker is unreachable.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ from schemas.search import SearchResult
 from services.auth import authorize_search
 from streams import metrics
 from streams.codec import decode_search_request, encode, header, headers_to_list
-from streams.errors import RagstreamError, SchemaValidationError
-from streams.messaging import send, send_dead_letter
+from streams.errors import DependencyError, RagstreamError, SchemaValidationError
+from streams.messaging import hold_until_done, send, send_dead_letter
 from streams.observability import report_agent_failure
 
 __all__ = ["handle_search"]
@@ -108,6 +111,7 @@ async def handle_search(context: AgentContext, producer: Any, message: Any) -> S
     except Exception as exc:
         metrics.reply_failed("search")
         log.warning("reply_failed", reply_to=reply_to, error=repr(exc)[:200])
+        await _dead_letter_unanswered(context, producer, message, reply_to=reply_to, error=exc)
     metrics.search(
         mode=mode,
         status=result.status,
@@ -117,6 +121,40 @@ async def handle_search(context: AgentContext, producer: Any, message: Any) -> S
     )
     log.info("search_answered", status=result.status, hits=len(result.hits), took_ms=result.took_ms)
     return result
+
+
+async def _dead_letter_unanswered(
+    context: AgentContext, producer: Any, message: Any, *, reply_to: str, error: Exception
+) -> None:
+    """Park a request whose reply could not be sent; hold while the dead letter cannot be."""
+    reason = RagstreamError(
+        f"the reply to {reply_to!r} could not be sent: {error!r}", code="reply_failed"
+    )
+
+    async def park() -> None:
+        try:
+            await send_dead_letter(
+                producer,
+                context.topics.dead_letters,
+                key=message.key,
+                value=message.value,
+                headers=message.headers,
+                error=reason,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+            )
+        except RagstreamError:
+            raise
+        except Exception as exc:  # the broker: retriable, the request waits
+            raise DependencyError(f"cannot dead-letter the request: {exc!r}") from exc
+
+    await hold_until_done(
+        park,
+        initial_s=context.settings.ingest.retry_initial_s,
+        max_s=context.settings.ingest.retry_max_s,
+        what="search-dead-letter",
+    )
 
 
 def _is_binary(value: bytes) -> bool:

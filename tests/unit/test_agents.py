@@ -333,6 +333,36 @@ async def test_a_request_without_reply_topic_is_dead_lettered(
     assert dead.header(Headers.ORIGINAL_OFFSET) == b"3"
 
 
+async def test_a_reply_that_cannot_be_sent_dead_letters_the_request(context: FakeContext) -> None:
+    """The reply topic refuses (gone, or the broker failed past the producer's own retries):
+    the request is parked with ``reply_failed`` before it is acked, never silently dropped."""
+    producer = FakeProducer(fail_topics=["gone"])
+    msg = context.search_request(
+        _request(), key=b"k", offset=7, reply_to="gone", correlation_id="c"
+    )
+    result = await handle_search(context, producer, msg)
+    assert result is not None and result.status == "ok"
+    [dead] = producer.sent
+    assert (dead.topic, dead.key, dead.value) == (context.topics.dead_letters, b"k", _request())
+    assert dead.header(Headers.ERROR_CODE) == b"reply_failed"
+    assert b"gone" in (dead.header(Headers.ERROR_MESSAGE) or b"")
+    assert dead.header(Headers.ORIGINAL_OFFSET) == b"7"
+    assert dead.header(Headers.CORRELATION_ID) == b"c"
+
+
+async def test_the_dead_letter_of_an_unanswered_request_waits_for_the_broker(
+    context: FakeContext,
+) -> None:
+    """The broker down: the reply fails, the dead letter is retried until it is on the broker."""
+    producer = FakeProducer(fail=3)  # the reply, then two dead-letter attempts
+    msg = context.search_request(_request(), reply_to="replies", correlation_id="c")
+    await handle_search(context, producer, msg)
+    assert producer.calls == 4
+    [dead] = producer.sent
+    assert dead.topic == context.topics.dead_letters
+    assert dead.header(Headers.ERROR_CODE) == b"reply_failed"
+
+
 async def test_spring_kafka_headers_are_understood(
     context: FakeContext, producer: FakeProducer
 ) -> None:
@@ -368,14 +398,6 @@ async def test_a_search_with_every_leg_down_is_an_error_reply(
     assert (result.status, result.error.code) == ("error", "unavailable")
     assert sorted(result.degraded) == ["keyword", "vector"]
     assert len(producer.on("replies")) == 1
-
-
-async def test_an_unknown_reply_topic_does_not_raise(context: FakeContext) -> None:
-    """A reply that cannot be sent is logged; the agent goes on (the request is acked)."""
-    producer = FakeProducer(fail_topics=["gone"])
-    msg = context.search_request(_request(), reply_to="gone", correlation_id="c")
-    result = await handle_search(context, producer, msg)
-    assert result is not None and result.status == "ok" and producer.sent == []
 
 
 async def test_a_search_for_another_tenant_is_forbidden(producer: FakeProducer) -> None:
