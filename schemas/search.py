@@ -7,7 +7,7 @@ from typing import Final, Literal
 from pydantic import Field
 
 from schemas._base import WireModel
-from schemas.document import Metadata
+from schemas.document import FiniteFloat, Metadata
 from schemas.ingest import ErrorInfo
 
 __all__ = [
@@ -38,7 +38,7 @@ class SearchRequest(WireModel):
     """How many hits to return (capped by the worker's ``SEARCH_MAX_TOP_K``)."""
     mode: Mode = "hybrid"
     """``hybrid`` fuses both legs by reciprocal rank; ``vector`` or ``keyword`` uses one."""
-    filters: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=16)
+    filters: dict[str, str | int | FiniteFloat | bool] = Field(default_factory=dict, max_length=16)
     """Exact-match filters, keys ``metadata.<key>`` (or ``doc_id``)."""
     tenant: str = Field(min_length=1, max_length=64)
     """Whose documents to search."""

@@ -9,7 +9,7 @@ import pytest
 from schemas.breaker import BreakerEvent
 from schemas.document import DocumentDelete, DocumentUpsert
 from schemas.ingest import IngestResult
-from schemas.search import SearchResult
+from schemas.search import SearchRequest, SearchResult
 from streams.codec import (
     decode_document,
     decode_search_request,
@@ -145,6 +145,37 @@ def test_search_request_decodes_and_validates() -> None:
     ]:
         with pytest.raises(SchemaValidationError, match=field):
             decode_search_request(json.dumps(bad).encode(), max_bytes=10_000)
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        pytest.param(b'{"metadata": {"k": 1e999}}', "1e999 is out of range", id="overflow"),
+        pytest.param(b'{"metadata": {"k": -1E400}}', "out of range", id="negative-overflow"),
+        pytest.param(b'{"metadata": {"k": NaN}}', "NaN is not JSON", id="nan"),
+        pytest.param(b'{"metadata": {"k": Infinity}}', "Infinity is not JSON", id="infinity"),
+    ],
+)
+def test_non_finite_numbers_are_malformed_json(raw: bytes, fragment: str) -> None:
+    """``NaN``/``Infinity`` (Python's JSON extensions) and numbers beyond a double are refused
+    as malformed in documents and in search filters, never stored or matched as inf/nan."""
+    document = json.dumps({k: v for k, v in DOC.items() if k != "metadata"})[:-1].encode()
+    request = json.dumps({k: v for k, v in REQ.items() if k != "filters"})[:-1].encode()
+    filters = raw.replace(b'"metadata": {"k"', b'"filters": {"metadata.k"')
+    with pytest.raises(MalformedMessageError, match=fragment):
+        _doc(document + b", " + raw[1:])
+    with pytest.raises(MalformedMessageError, match=fragment):
+        decode_search_request(request + b", " + filters[1:], max_bytes=10_000)
+    finite = json.loads(document + b', "metadata": {"k": 1.5e300}}')
+    assert _doc(finite).metadata == {"k": 1.5e300}  # type: ignore[attr-defined]
+
+
+def test_models_refuse_non_finite_floats() -> None:
+    """A producer building the models in Python cannot put NaN or infinity in them either."""
+    with pytest.raises(ValueError, match="metadata"):
+        DocumentUpsert(id="a", tenant="t", text="x", metadata={"k": float("nan")})
+    with pytest.raises(ValueError, match="filters"):
+        SearchRequest(query="q", tenant="t", filters={"metadata.k": float("inf")})
 
 
 def test_result_models_serialise_to_the_documented_shape() -> None:
