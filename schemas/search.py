@@ -6,7 +6,7 @@ from typing import Final, Literal
 
 from pydantic import Field
 
-from schemas._base import WireModel
+from schemas._base import OutputModel, WireModel
 from schemas.document import FiniteFloat, Metadata
 from schemas.ingest import ErrorInfo
 
@@ -44,7 +44,7 @@ class SearchRequest(WireModel):
     """Whose documents to search."""
 
 
-class SearchHit(WireModel):
+class SearchHit(OutputModel):
     """One ranked chunk."""
 
     chunk_id: str
@@ -63,7 +63,7 @@ class SearchHit(WireModel):
     """Which legs found this chunk."""
 
 
-class SearchTimings(WireModel):
+class SearchTimings(OutputModel):
     """Where one search's time went inside the worker, in milliseconds.
 
     The vector leg embeds the query, then queries the vector store; the keyword leg runs
@@ -83,7 +83,7 @@ class SearchTimings(WireModel):
     """The whole search: validation, both legs (concurrent), fusion."""
 
 
-class SearchResult(WireModel):
+class SearchResult(OutputModel):
     """The answer to one search request."""
 
     schema_: Literal["ragstream.search-result.v1"] = Field(

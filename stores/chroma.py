@@ -135,6 +135,10 @@ def _status(exc: BaseException) -> int | None:
 _READABLE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9_-]|\.(?!\.))*[A-Za-z0-9]$|^[A-Za-z0-9]$")
 
 
+# Chroma's rule for a collection name.
+_VALID_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{1,510}[A-Za-z0-9]$")
+
+
 def tenant_collection(base: str, tenant: str) -> str:
     """The collection of ``tenant``'s chunks: ``{base}.t-{tenant}`` when the tenant is a valid
     tail of a Chroma name (letters, digits, ``_ - .``, no ``..``, ending in a letter or digit),
@@ -307,6 +311,11 @@ class ChromaVectorStore:
         return found
 
     def _start_sync(self) -> None:
+        if not _VALID_NAME.match(self.collection_name) or ".." in self.collection_name:
+            raise StoreRejectedError(
+                f"chroma collection name {self.collection_name!r}: expected 3-512 characters "
+                "of [a-zA-Z0-9._-], starting and ending with a letter or digit, no '..'"
+            )
         client = self._connect()
         self._max_batch = max(1, int(client.get_max_batch_size()))
         legacy = self._legacy(client)

@@ -178,6 +178,40 @@ def test_models_refuse_non_finite_floats() -> None:
         SearchRequest(query="q", tenant="t", filters={"metadata.k": float("inf")})
 
 
+def test_what_workers_send_is_read_tolerantly_what_they_read_strictly() -> None:
+    """A v1 reply, result or breaker event may gain optional fields: readers ignore the ones
+    they do not know (an older client keeps working against a newer worker). A document or
+    search request with an unknown field is still an error (a producer's typo)."""
+    hit = {"chunk_id": "t/d#0", "doc_id": "d", "title": "", "text": "t", "score": 0.5}
+    reply = {
+        "schema": "ragstream.search-result.v1",
+        "correlation_id": "c1",
+        "status": "ok",
+        "hits": [{**hit, "sources": ["vector"], "added_later": 1}],
+        "timings_ms": {"embed": 1.0, "rerank": 2.0},
+        "added_later": {"x": 1},
+    }
+    parsed = SearchResult.model_validate_json(json.dumps(reply))
+    assert parsed.status == "ok" and parsed.hits[0].doc_id == "d"
+    assert parsed.timings_ms is not None and parsed.timings_ms.embed == 1.0
+    result = IngestResult.model_validate(
+        {"id": "d", "tenant": "t", "status": "indexed", "added_later": True}
+    )
+    assert result.status == "indexed"
+    event = {
+        "breaker": "openai",
+        "from": "closed",
+        "to": "open",
+        "at": "2026-12-01T00:00:00Z",
+        "fail_counter": 3,
+        "worker": "h:1",
+        "added_later": 1,
+    }
+    assert BreakerEvent.model_validate(event).to == "open"
+    with pytest.raises(SchemaValidationError, match="surprise"):
+        decode_search_request(json.dumps({**REQ, "surprise": 1}).encode(), max_bytes=10_000)
+
+
 def test_result_models_serialise_to_the_documented_shape() -> None:
     """Results carry their schema string and the documented fields."""
     result = json.loads(encode(IngestResult(id="a", tenant="t", status="indexed", chunks=2)))
