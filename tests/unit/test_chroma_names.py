@@ -42,3 +42,12 @@ def test_two_tenants_never_share_a_collection(a: str, b: str) -> None:
     """The mapping is one-to-one."""
     if a != b:
         assert tenant_collection(_BASE, a) != tenant_collection(_BASE, b)
+
+
+def test_identity_parses_every_chunk_id_back() -> None:
+    """A chunk id names its chunk unambiguously, even with ``/`` and ``#`` in the doc id."""
+    from schemas.chunks import chunk_id, identity
+
+    for tenant, doc_id, n in [("acme", "d", 0), ("a.b", "x/y#z#", 12), ("t", "#", 3)]:
+        chunk = identity(chunk_id(tenant, doc_id, n))
+        assert (chunk.tenant, chunk.doc_id, chunk.n, chunk.text) == (tenant, doc_id, n, "")

@@ -50,9 +50,12 @@ class _RecordingVectors(MemoryVectorStore):
         *,
         top_k: int,
         filters: Filters = {},  # noqa: B006
+        content: bool = True,
     ) -> list[ScoredChunk]:
         self.asked.append(top_k)
-        return await super().query(tenant, embedding, top_k=top_k, filters=filters)
+        return await super().query(
+            tenant, embedding, top_k=top_k, filters=filters, content=content
+        )
 
 
 async def _setup(
