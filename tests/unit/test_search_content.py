@@ -3,46 +3,13 @@ content, so every reply still carries full chunks."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from schemas.chunks import Chunk, ScoredChunk
+from schemas.chunks import Chunk
 from schemas.search import SearchRequest
 from services.search import Searcher
-from stores.base import Filters
-from stores.memory import MemoryKeywordStore, MemoryVectorStore
+from stores.memory import MemoryKeywordStore
 from streams.errors import StoreUnavailableError
 from streams.settings import SearchSettings
-from tests.fakes import FakeEmbedder
-
-
-class _Vectors(MemoryVectorStore):
-    """Records how it is asked; ``get_error`` makes ``get`` fail; ``forget`` drops chunks
-    between the query and the fetch (a delete racing the search)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.queries: list[bool] = []
-        self.fetched: list[list[str]] = []
-        self.get_error: Exception | None = None
-        self.forget: set[str] = set()
-
-    async def query(
-        self,
-        tenant: str,
-        embedding: Sequence[float],
-        *,
-        top_k: int,
-        filters: Filters = {},  # noqa: B006
-        content: bool = True,
-    ) -> list[ScoredChunk]:
-        self.queries.append(content)
-        return await super().query(tenant, embedding, top_k=top_k, filters=filters, content=content)
-
-    async def get(self, tenant: str, chunk_ids: Sequence[str]) -> list[Chunk]:
-        self.fetched.append(list(chunk_ids))
-        if self.get_error is not None:
-            raise self.get_error
-        return [c for c in await super().get(tenant, chunk_ids) if c.id not in self.forget]
+from tests.fakes import FakeEmbedder, RecordingVectorStore
 
 
 def _chunk(doc_id: str, text: str, lang: str) -> Chunk:
@@ -51,8 +18,8 @@ def _chunk(doc_id: str, text: str, lang: str) -> Chunk:
     )
 
 
-async def _setup() -> tuple[Searcher, _Vectors, list[Chunk]]:
-    vectors, keywords, embedder = _Vectors(), MemoryKeywordStore(), FakeEmbedder()
+async def _setup() -> tuple[Searcher, RecordingVectorStore, list[Chunk]]:
+    vectors, keywords, embedder = RecordingVectorStore(), MemoryKeywordStore(), FakeEmbedder()
     chunks = [
         _chunk("both", "apples grow on apple trees", "en"),
         _chunk("vec", "orchards of pear and plum", "de"),  # no query word: vector leg only
@@ -77,7 +44,7 @@ async def test_hybrid_hits_carry_full_content_fetched_only_for_vector_only_hits(
     for chunk in chunks:
         hit = by_doc[chunk.doc_id]
         assert (hit.text, hit.title, hit.metadata) == (chunk.text, chunk.title, chunk.metadata)
-    assert vectors.queries == [False]
+    assert vectors.contents == [False]
     assert vectors.fetched == [[chunks[1].id]]
     assert by_doc["vec"].sources == ["vector"] and by_doc["both"].sources == ["keyword", "vector"]
 
@@ -86,7 +53,7 @@ async def test_vector_mode_reads_content_in_its_query() -> None:
     """Vector mode keeps every hit it asks for: one query with content, no fetch."""
     searcher, vectors, chunks = await _setup()
     result = await searcher.search(SearchRequest(query="apples", tenant="t", mode="vector"))
-    assert vectors.queries == [True] and vectors.fetched == []
+    assert vectors.contents == [True] and vectors.fetched == []
     assert {hit.text for hit in result.hits} == {c.text for c in chunks}
 
 
