@@ -95,15 +95,18 @@ class Stack:
         prefix = f"{name}-{secrets.token_hex(3)}"
         data_dir = self.root / prefix
         data_dir.mkdir(parents=True, exist_ok=True)
+        overrides = {
+            "KAFKA_PARTITIONS": str(partitions),
+            "CHROMA_URL": self.chroma.url,
+            "BENCH_EMBEDDER": embedder,
+            **(extra or {}),  # e.g. CHROMA_URL="" for the embedded Chroma
+        }
         return worker_env(
             kafka_bootstrap=self.kafka.bootstrap,
             elasticsearch_url=self.elasticsearch.url,
             data_dir=data_dir,
             prefix=prefix,
-            KAFKA_PARTITIONS=str(partitions),
-            CHROMA_URL=self.chroma.url,
-            BENCH_EMBEDDER=embedder,
-            **(extra or {}),
+            **overrides,
         )
 
     def worker(self, env: Mapping[str, str], *, tag: str = "") -> Worker:

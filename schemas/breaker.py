@@ -14,7 +14,7 @@ from typing import Annotated, Final, Literal
 
 from pydantic import Field
 
-from schemas._base import WireModel
+from schemas._base import OutputModel
 
 __all__ = [
     "BREAKER_EVENT_SCHEMA",
@@ -36,7 +36,7 @@ def fleet_key(breaker: str, worker: str) -> str:
     return f"{breaker}@{worker}"
 
 
-class BreakerEvent(WireModel):
+class BreakerEvent(OutputModel):
     """One state transition of one breaker in one worker."""
 
     schema_: Literal["ragstream.breaker-event.v1"] = Field(
@@ -59,7 +59,7 @@ class BreakerEvent(WireModel):
     """Last error, ``Type: message``, scrubbed."""
 
 
-class BreakerEventV2(WireModel):
+class BreakerEventV2(OutputModel):
     """One worker's breaker: a state transition, or a heartbeat restating its state."""
 
     schema_: Literal["ragstream.breaker-event.v2"] = Field(

@@ -6,12 +6,24 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["Chunk", "DocumentRecord", "ScoredChunk", "chunk_id"]
+__all__ = ["Chunk", "DocumentRecord", "ScoredChunk", "chunk_id", "identity"]
 
 
 def chunk_id(tenant: str, doc_id: str, n: int) -> str:
     """The deterministic id of chunk ``n``: replays overwrite instead of duplicating."""
     return f"{tenant}/{doc_id}#{n}"
+
+
+def identity(chunk_id_: str) -> Chunk:
+    """The chunk a ``chunk_id`` names, identity only (empty text, title and metadata).
+
+    Unambiguous: a tenant never contains ``/`` and ``n`` is the part after the last ``#``.
+    """
+    head, _, n = chunk_id_.rpartition("#")
+    tenant, _, doc_id = head.partition("/")
+    if not (tenant and doc_id and n.isdigit()):
+        raise ValueError(f"not a chunk id: {chunk_id_!r}")
+    return Chunk(tenant=tenant, doc_id=doc_id, n=int(n), text="")
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,11 +8,20 @@ from pydantic import Field, StringConstraints
 
 from schemas._base import WireModel
 
-__all__ = ["DOCUMENT_SCHEMA", "DocumentDelete", "DocumentMessage", "DocumentUpsert", "Metadata"]
+__all__ = [
+    "DOCUMENT_SCHEMA",
+    "DocumentDelete",
+    "DocumentMessage",
+    "DocumentUpsert",
+    "FiniteFloat",
+    "Metadata",
+]
 
 DOCUMENT_SCHEMA: Final = "ragstream.document.v1"
 
-MetadataValue = str | int | float | bool
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+"""A float that is a number: no NaN or infinity (no store can hold or match them)."""
+MetadataValue = str | int | FiniteFloat | bool
 Metadata = dict[
     Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_\-]+$")],
     MetadataValue,

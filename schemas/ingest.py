@@ -6,14 +6,14 @@ from typing import Final, Literal
 
 from pydantic import Field
 
-from schemas._base import WireModel
+from schemas._base import OutputModel
 
 __all__ = ["INGEST_RESULT_SCHEMA", "ErrorInfo", "IngestResult"]
 
 INGEST_RESULT_SCHEMA: Final = "ragstream.ingest-result.v1"
 
 
-class ErrorInfo(WireModel):
+class ErrorInfo(OutputModel):
     """Why a message was rejected or a request failed."""
 
     code: str
@@ -22,7 +22,7 @@ class ErrorInfo(WireModel):
     """Human explanation, precise enough to fix the message."""
 
 
-class IngestResult(WireModel):
+class IngestResult(OutputModel):
     """The outcome of one document message."""
 
     schema_: Literal["ragstream.ingest-result.v1"] = Field(

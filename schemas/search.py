@@ -6,8 +6,8 @@ from typing import Final, Literal
 
 from pydantic import Field
 
-from schemas._base import WireModel
-from schemas.document import Metadata
+from schemas._base import OutputModel, WireModel
+from schemas.document import FiniteFloat, Metadata
 from schemas.ingest import ErrorInfo
 
 __all__ = [
@@ -38,13 +38,13 @@ class SearchRequest(WireModel):
     """How many hits to return (capped by the worker's ``SEARCH_MAX_TOP_K``)."""
     mode: Mode = "hybrid"
     """``hybrid`` fuses both legs by reciprocal rank; ``vector`` or ``keyword`` uses one."""
-    filters: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=16)
+    filters: dict[str, str | int | FiniteFloat | bool] = Field(default_factory=dict, max_length=16)
     """Exact-match filters, keys ``metadata.<key>`` (or ``doc_id``)."""
     tenant: str = Field(min_length=1, max_length=64)
     """Whose documents to search."""
 
 
-class SearchHit(WireModel):
+class SearchHit(OutputModel):
     """One ranked chunk."""
 
     chunk_id: str
@@ -63,7 +63,7 @@ class SearchHit(WireModel):
     """Which legs found this chunk."""
 
 
-class SearchTimings(WireModel):
+class SearchTimings(OutputModel):
     """Where one search's time went inside the worker, in milliseconds.
 
     The vector leg embeds the query, then queries the vector store; the keyword leg runs
@@ -83,7 +83,7 @@ class SearchTimings(WireModel):
     """The whole search: validation, both legs (concurrent), fusion."""
 
 
-class SearchResult(WireModel):
+class SearchResult(OutputModel):
     """The answer to one search request."""
 
     schema_: Literal["ragstream.search-result.v1"] = Field(

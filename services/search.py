@@ -11,12 +11,13 @@ import asyncio
 import re
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from schemas.chunks import ScoredChunk
 from schemas.ingest import ErrorInfo
 from schemas.search import SearchHit, SearchRequest, SearchResult, SearchTimings
-from services.fusion import reciprocal_rank_fusion
+from services.fusion import FusedHit, reciprocal_rank_fusion
 from streams import metrics
 from streams.errors import DependencyError, SchemaValidationError
 from streams.settings import SearchSettings
@@ -71,10 +72,30 @@ class Searcher:
             [embedding] = await self._embedder.embed([req.query])
         t1 = time.perf_counter()
         spent["embed"] = _ms(t1 - t0)
+        # Hybrid keeps top_k of n candidates: rank by identity, fetch the kept ones' content
+        # afterwards (``_with_content``); reading n chunks' content is most of a query's cost.
+        content = req.mode != "hybrid"
         with metrics.search_leg("vector"):
-            hits = await self._vectors.query(req.tenant, embedding, top_k=n, filters=filters)
+            hits = await self._vectors.query(
+                req.tenant, embedding, top_k=n, filters=filters, content=content
+            )
         spent["vector"] = _ms(time.perf_counter() - t1)
         return hits
+
+    async def _with_content(
+        self, req: SearchRequest, fused: list[FusedHit], rankings: dict[str, list[ScoredChunk]]
+    ) -> list[FusedHit]:
+        """The fused hits with their content: from the keyword leg where it found the chunk,
+        else fetched from the vector store (a chunk deleted meanwhile drops out)."""
+        known = {sc.chunk.id: sc.chunk for sc in rankings.get("keyword", [])}
+        missing = [f.chunk.chunk.id for f in fused if f.chunk.chunk.id not in known]
+        if missing:
+            known.update((c.id, c) for c in await self._vectors.get(req.tenant, missing))
+        return [
+            replace(f, chunk=replace(f.chunk, chunk=known[f.chunk.chunk.id]))
+            for f in fused
+            if f.chunk.chunk.id in known
+        ]
 
     async def _keyword_leg(
         self, req: SearchRequest, n: int, filters: dict[str, Any], spent: dict[str, float]
@@ -138,40 +159,51 @@ class Searcher:
             )
         t_fuse = time.perf_counter()
         with metrics.search_leg("fuse"):
-            hits = self._hits(rankings, top_k)
+            fused = self._fuse(rankings, top_k)
+        t_fetch = time.perf_counter()
+        if req.mode == "hybrid" and "vector" in rankings:
+            try:
+                fused = await self._with_content(req, fused, rankings)
+            except DependencyError as exc:  # the vector store went away after its query
+                degraded.append("vector")
+                failure = exc
+                del rankings["vector"]
+                fused = self._fuse(rankings, top_k)
+            spent["vector"] = spent.get("vector", 0.0) + _ms(time.perf_counter() - t_fetch)
+        t_hits = time.perf_counter()
+        hits = self._hits(fused)
         done = time.perf_counter()
         took_ms = _ms(done - started)
+        fuse_ms = _ms((t_fetch - t_fuse) + (done - t_hits))
         return SearchResult(
             correlation_id=correlation_id,
             status="degraded" if degraded else "ok",
             hits=hits,
             degraded=degraded,
             took_ms=took_ms,
-            timings_ms=SearchTimings(**spent, fuse=_ms(done - t_fuse), total=took_ms),
+            timings_ms=SearchTimings(**spent, fuse=fuse_ms, total=took_ms),
         )
 
-    def _hits(self, rankings: dict[str, list[ScoredChunk]], top_k: int) -> list[SearchHit]:
+    def _fuse(self, rankings: dict[str, list[ScoredChunk]], top_k: int) -> list[FusedHit]:
         if len(rankings) == 1:
             [(leg, ranked)] = rankings.items()
-            scored = [(sc, sc.score, [leg]) for sc in ranked[:top_k]]
-        else:
-            weights = {
-                "vector": self._settings.vector_weight,
-                "keyword": self._settings.keyword_weight,
-            }
-            fused = reciprocal_rank_fusion(
-                rankings, k=self._settings.rrf_k, top_k=top_k, weights=weights
-            )
-            scored = [(f.chunk, f.score, f.sources) for f in fused]
+            return [FusedHit(chunk=sc, score=sc.score, sources=[leg]) for sc in ranked[:top_k]]
+        weights = {"vector": self._settings.vector_weight, "keyword": self._settings.keyword_weight}
+        return reciprocal_rank_fusion(
+            rankings, k=self._settings.rrf_k, top_k=top_k, weights=weights
+        )
+
+    @staticmethod
+    def _hits(fused: list[FusedHit]) -> list[SearchHit]:
         return [
             SearchHit(
-                chunk_id=sc.chunk.id,
-                doc_id=sc.chunk.doc_id,
-                title=sc.chunk.title,
-                text=sc.chunk.text,
-                score=round(score, 6),
-                metadata=sc.chunk.metadata,
-                sources=sorted(sources),  # type: ignore[arg-type]
+                chunk_id=f.chunk.chunk.id,
+                doc_id=f.chunk.chunk.doc_id,
+                title=f.chunk.chunk.title,
+                text=f.chunk.chunk.text,
+                score=round(f.score, 6),
+                metadata=f.chunk.chunk.metadata,
+                sources=sorted(f.sources),  # type: ignore[arg-type]
             )
-            for sc, score, sources in scored
+            for f in fused
         ]

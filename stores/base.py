@@ -80,8 +80,19 @@ class VectorStore(Protocol):
         *,
         top_k: int,
         filters: Filters = {},  # noqa: B006 - read-only Mapping default
+        content: bool = True,
     ) -> list[ScoredChunk]:
-        """The ``top_k`` nearest chunks of the tenant, best first; score = cosine similarity."""
+        """The ``top_k`` nearest chunks of the tenant, best first; score = cosine similarity.
+
+        ``content=False``: each hit's chunk carries its identity only (tenant, doc_id, n;
+        empty text, title and metadata), which is cheaper; for a caller that keeps a few of
+        many candidates (fusion) and fetches those with ``get``.
+        """
+        ...
+
+    async def get(self, tenant: str, chunk_ids: Sequence[str]) -> list[Chunk]:
+        """The tenant's chunks with these ids, in the order given; an id the tenant does not
+        have (deleted meanwhile, or another tenant's) is left out."""
         ...
 
     async def count(self, tenant: str, doc_id: str | None = None) -> int:

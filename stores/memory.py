@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 
-from schemas.chunks import Chunk, ScoredChunk
+from schemas.chunks import Chunk, ScoredChunk, identity
 from stores.base import METADATA_PREFIX, Filters, check_filters
 from streams.errors import RagstreamError, StoreRejectedError
 
@@ -128,17 +128,26 @@ class MemoryVectorStore(_MemoryBase):
         *,
         top_k: int,
         filters: Filters = {},  # noqa: B006 - read-only Mapping default
+        content: bool = True,
     ) -> list[ScoredChunk]:
         """The ``top_k`` most similar chunks of the tenant, best first."""
         self._check()
         check_filters(filters)
         hits = [
-            ScoredChunk(_copy(chunk), _cosine(self._vectors[key], embedding))
+            ScoredChunk(
+                _copy(chunk) if content else identity(key), _cosine(self._vectors[key], embedding)
+            )
             for key, chunk in self._chunks.items()
             if _matches(chunk, tenant, None, filters)
         ]
         hits.sort(key=lambda hit: hit.score, reverse=True)
         return hits[: max(top_k, 0)]
+
+    async def get(self, tenant: str, chunk_ids: Sequence[str]) -> list[Chunk]:
+        """The tenant's chunks with these ids, in the order given."""
+        self._check()
+        found = (self._chunks.get(key) for key in chunk_ids)
+        return [_copy(chunk) for chunk in found if chunk is not None and chunk.tenant == tenant]
 
 
 class MemoryKeywordStore(_MemoryBase):

@@ -8,6 +8,7 @@ exactly what to fix.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
@@ -44,13 +45,24 @@ def encode(model: BaseModel) -> bytes:
     return model.model_dump_json(by_alias=True).encode()
 
 
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # 1e999: valid JSON, but no store can hold it
+        raise MalformedMessageError(f"number {text[:40]} is out of range (not a finite float)")
+    return number
+
+
+def _no_constant(name: str) -> Any:
+    raise MalformedMessageError(f"{name} is not JSON (only finite numbers are)")
+
+
 def _load_object(value: bytes | None, *, max_bytes: int) -> dict[str, Any]:
     if value is None:
         raise MalformedMessageError("message has no value (tombstone); expected a JSON object")
     if len(value) > max_bytes:
         raise PayloadTooLargeError(f"message is {len(value)} bytes; the limit is {max_bytes}")
     try:
-        data = json.loads(value)
+        data = json.loads(value, parse_float=_finite, parse_constant=_no_constant)
     except UnicodeDecodeError as exc:
         raise MalformedMessageError(f"message is not UTF-8: {exc.reason}") from exc
     except json.JSONDecodeError as exc:

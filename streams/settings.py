@@ -205,7 +205,8 @@ class ChromaSettings(_SecretFiles):
     path: Path | None = None
     """Where the embedded client keeps its data (default: ``{data_dir}/chroma``)."""
     collection_prefix: str = "ragstream"
-    """Collections are named ``{prefix}-{model}`` so vectors of two models never mix."""
+    """Collections are named ``{prefix}-{model}.t-{tenant}`` (one per tenant) so vectors of two
+    models never mix."""
     timeout_s: float = 30.0
     auth_token: SecretStr | None = None
     """Token sent to a Chroma server (or the proxy that authenticates for it)."""

@@ -269,6 +269,39 @@ class VectorStoreContract(_StoreContract):
         hits = await store.query("acme", vector_for(1), top_k=2)
         assert [hit.score for hit in hits] == pytest.approx([1.0, 1.0], abs=1e-3)
 
+    async def test_query_without_content_ranks_the_same_by_identity(
+        self, store: VectorStore
+    ) -> None:
+        """``content=False`` gives the same hits, order and scores, each chunk carrying only
+        tenant, doc_id and n (so its id) with empty text, title and metadata; filters apply."""
+        chunks = [
+            make_chunk(n=i, title="T", metadata={"lang": "en" if i % 2 else "de"}) for i in range(5)
+        ]
+        await self.write(store, chunks)
+        full = await store.query("acme", vector_for(3), top_k=5)
+        bare = await store.query("acme", vector_for(3), top_k=5, content=False)
+        assert [h.chunk.id for h in bare] == [h.chunk.id for h in full]
+        assert [h.score for h in bare] == pytest.approx([h.score for h in full], abs=1e-6)
+        assert all(h.chunk.text == "" and h.chunk.metadata == {} for h in bare)
+        assert all(h.chunk.title == "" and h.chunk.tenant == "acme" for h in bare)
+        english = await store.query(
+            "acme", vector_for(3), top_k=5, filters={"metadata.lang": "en"}, content=False
+        )
+        assert sorted(h.chunk.n for h in english) == [1, 3]
+
+    async def test_get_returns_the_tenants_chunks_in_the_order_asked(
+        self, store: VectorStore
+    ) -> None:
+        """``get`` returns whole chunks by id, in the order given; unknown ids and another
+        tenant's ids are left out."""
+        mine = [make_chunk(n=i, doc_id="d/1#x", metadata={"rev": i}) for i in range(3)]
+        theirs = make_chunk(tenant="globex", n=0, doc_id="d/1#x")
+        await self.write(store, [*mine, theirs])
+        got = await store.get("acme", [mine[2].id, "acme/none#0", theirs.id, mine[0].id])
+        assert got == [mine[2], mine[0]]
+        assert await store.get("acme", []) == []
+        assert await store.get("nobody", [mine[0].id]) == []
+
 
 class KeywordStoreContract(_StoreContract):
     """The ``KeywordStore`` contract; subclasses provide a ``store`` fixture."""

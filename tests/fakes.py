@@ -15,10 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.chunks import Chunk, ScoredChunk
 from schemas.headers import Headers
 from services.auth import Authenticator
 from services.indexing import Indexer
 from services.search import Searcher
+from stores.base import Filters
 from stores.memory import MemoryKeywordStore, MemoryVectorStore
 from stores.memory_catalog import MemoryCatalog
 from streams.codec import HeaderList
@@ -31,6 +33,7 @@ __all__ = [
     "FakeMessage",
     "FakeProducer",
     "FlakyCall",
+    "RecordingVectorStore",
     "Sent",
     "fake_settings",
 ]
@@ -69,6 +72,39 @@ class FakeEmbedder:
 
     async def aclose(self) -> None:
         """Nothing to release."""
+
+
+class RecordingVectorStore(MemoryVectorStore):
+    """A ``MemoryVectorStore`` that records its queries (``asked``: top_k; ``contents``: the
+    ``content`` flag) and fetches (``fetched``); ``get_error`` makes ``get`` raise it, and ids
+    in ``forget`` are gone by the time ``get`` runs (a delete racing a search)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[int] = []
+        self.contents: list[bool] = []
+        self.fetched: list[list[str]] = []
+        self.get_error: Exception | None = None
+        self.forget: set[str] = set()
+
+    async def query(
+        self,
+        tenant: str,
+        embedding: Sequence[float],
+        *,
+        top_k: int,
+        filters: Filters = {},  # noqa: B006 - read-only Mapping default
+        content: bool = True,
+    ) -> list[ScoredChunk]:
+        self.asked.append(top_k)
+        self.contents.append(content)
+        return await super().query(tenant, embedding, top_k=top_k, filters=filters, content=content)
+
+    async def get(self, tenant: str, chunk_ids: Sequence[str]) -> list[Chunk]:
+        self.fetched.append(list(chunk_ids))
+        if self.get_error is not None:
+            raise self.get_error
+        return [c for c in await super().get(tenant, chunk_ids) if c.id not in self.forget]
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,14 @@
-"""``ragstream reindex``: copy the chunks of an older Elasticsearch index into the current one.
+"""``ragstream reindex``: migrate the stores' layouts of an older version into the current ones.
 
-The chunk index is named after its mapping version (``{ELASTICSEARCH_INDEX_PREFIX}-v2``);
-version 1 was ``{ELASTICSEARCH_INDEX_PREFIX}`` itself, without the English analyzer. Workers
-refuse to start while only the old index exists; this command migrates it server-side
-(``_reindex``), idempotently, and leaves the old index for you to delete.
+- Elasticsearch (``KEYWORD_STORE=elasticsearch``): the chunk index is named after its mapping
+  version (``{ELASTICSEARCH_INDEX_PREFIX}-v2``); version 1 was ``{ELASTICSEARCH_INDEX_PREFIX}``
+  itself, without the English analyzer. Workers refuse to start while only the old index
+  exists; this copies it server-side (``_reindex``) and leaves the old index for you to delete.
+- Chroma: version 1 kept every tenant's vectors in one collection; now each tenant has its own.
+  Workers refuse to start while the shared collection holds chunks; this moves them and renames
+  the shared collection ``{name}.migrated-{time}`` for you to delete.
+
+Both steps are idempotent. Run it with the workers stopped.
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ import asyncio
 from typing import Any
 
 from ragstream.cli._env import add_command, settings
+from ragstream.runtime import collection_name
+from services.embedding import build_embedder
+from stores.chroma import ChromaVectorStore
 from stores.elastic import ElasticKeywordStore, chunk_index
 
 __all__ = ["register"]
@@ -39,10 +47,36 @@ async def _reindex(source: str | None) -> tuple[str, str, int]:
     return origin, store.index, copied
 
 
+async def _migrate_vectors() -> tuple[str, int]:
+    config = settings()
+    embedder = build_embedder(config)  # the collection is named after the model, as in a worker
+    await embedder.start()
+    name = collection_name(config.chroma.collection_prefix, embedder.name)
+    await embedder.aclose()
+    chroma = config.chroma
+    store = ChromaVectorStore(
+        collection=name,
+        path=None if chroma.url else str(config.chroma_path),
+        url=chroma.url or None,
+        timeout_s=max(chroma.timeout_s, 600.0),
+        auth_token=chroma.auth_token,
+        auth_header=chroma.auth_token_transport_header,
+        ca_certs=chroma.ca_certs,
+    )
+    try:
+        moved = await store.migrate_shared_collection()
+    finally:
+        await store.aclose()
+    return name, moved
+
+
 def cmd_reindex(args: argparse.Namespace) -> int:
-    """Copy the old index into the current one and say how many chunks moved."""
-    origin, target, copied = asyncio.run(_reindex(args.source))
-    print(f"copied {copied} chunks from {origin} to {target}")
+    """Migrate each store that needs it and say how many chunks moved."""
+    if settings().keywords.store == "elasticsearch":
+        origin, target, copied = asyncio.run(_reindex(args.source))
+        print(f"copied {copied} chunks from {origin} to {target}")
+    name, moved = asyncio.run(_migrate_vectors())
+    print(f"moved {moved} vectors from the shared collection {name} to one per tenant")
     return 0
 
 
@@ -51,10 +85,12 @@ def register(sub: Any) -> None:
     p = add_command(
         sub,
         "reindex",
-        help="migrate an older Elasticsearch chunk index to the current mapping",
+        help="migrate older store layouts (Elasticsearch index, shared Chroma collection)",
         description=(
-            "Create the current chunk index ({prefix}-v2: English analyzer, boosted title) "
-            "and copy every chunk of the old one into it, server-side. Run it with the "
+            "With KEYWORD_STORE=elasticsearch, create the current chunk index ({prefix}-v2: "
+            "English analyzer, boosted title) and copy every chunk of the old one into it, "
+            "server-side. Then move the vectors of a shared Chroma collection (one for every "
+            "tenant, before this version) into one collection per tenant. Run it with the "
             "workers stopped; run it again to copy only what is missing."
         ),
         examples=[

@@ -10,6 +10,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import chromadb
@@ -17,10 +18,10 @@ import pytest
 from chromadb.config import Settings
 from elasticsearch import AsyncElasticsearch
 
-from stores.chroma import ChromaVectorStore
+from stores.chroma import ChromaVectorStore, _metadata, tenant_collection
 from stores.elastic import ElasticKeywordStore
 from stores.tantivy_keywords import TantivyKeywordStore
-from streams.errors import StoreRejectedError
+from streams.errors import ConfigError, StoreRejectedError
 from tests.contract_search_stores import (
     KeywordStoreContract,
     VectorStoreContract,
@@ -47,14 +48,21 @@ async def elastic_store(elasticsearch_url: str) -> AsyncIterator[ElasticKeywordS
         await admin.options(ignore_status=404).indices.delete(index=store.index)
 
 
-def _drop_collection(url: str, name: str) -> None:
+def _server(url: str) -> Any:
     parts = urlsplit(url)
-    client = chromadb.HttpClient(
+    return chromadb.HttpClient(
         host=parts.hostname or "127.0.0.1",
         port=parts.port or 8000,
         settings=Settings(anonymized_telemetry=False),
     )
-    client.delete_collection(name)
+
+
+def _drop_collections(url: str, base: str) -> None:
+    """Drop the store's collections: every tenant's (``{base}.``...) and a shared one."""
+    client = _server(url)
+    for collection in client.list_collections():
+        if collection.name == base or collection.name.startswith(f"{base}."):
+            client.delete_collection(collection.name)
 
 
 class TestElasticKeywordStore(KeywordStoreContract):
@@ -133,7 +141,7 @@ class TestChromaServer(VectorStoreContract):
         await store.start()
         yield store
         await store.aclose()
-        await asyncio.to_thread(_drop_collection, chroma_url, store.collection_name)
+        await asyncio.to_thread(_drop_collections, chroma_url, store.collection_name)
 
     @pytest.fixture
     async def unreachable(self) -> AsyncIterator[ChromaVectorStore]:
@@ -159,3 +167,74 @@ class TestChromaServer(VectorStoreContract):
             assert await other.count("acme") == 1
         finally:
             await other.aclose()
+
+
+class TestChromaCollectionPerTenant:
+    """Each tenant's chunks live in a collection of its own (isolation by construction, no
+    tenant ``where`` to evaluate); a version-1 shared collection is refused, then migrated."""
+
+    async def test_each_tenant_has_its_own_collection_and_reads_create_none(
+        self, tmp_path: Path
+    ) -> None:
+        """Writes of two tenants make two collections; a search, a count or a delete of a
+        tenant that never wrote finds nothing and creates no collection."""
+        base = _name("vectors")
+        store = ChromaVectorStore(collection=base, path=tmp_path / "chroma")
+        await store.start()
+        try:
+            await store.upsert(
+                [make_chunk(tenant="acme"), make_chunk(tenant="globex", n=1)],
+                [vector_for(0), vector_for(1)],
+            )
+            assert await store.query("nobody", vector_for(0), top_k=5) == []
+            assert await store.count("nobody") == 0
+            await store.delete_document("nobody", "doc-1")
+        finally:
+            await store.aclose()
+        client = chromadb.PersistentClient(
+            path=str(tmp_path / "chroma"), settings=Settings(anonymized_telemetry=False)
+        )
+        names = sorted(c.name for c in client.list_collections())
+        assert names == sorted([tenant_collection(base, "acme"), tenant_collection(base, "globex")])
+        acme = client.get_collection(tenant_collection(base, "acme"))
+        assert acme.count() == 1 and acme.get()["metadatas"][0]["tenant"] == "acme"
+
+    async def test_a_shared_v1_collection_is_refused_then_migrated(self, chroma_url: str) -> None:
+        """A worker's store refuses to start on a shared collection that holds chunks;
+        ``migrate_shared_collection`` moves every chunk, exactly, to its tenant's collection,
+        renames the shared one, and copies nothing the second time."""
+        base = _name("vectors")
+        client = _server(chroma_url)
+        shared = client.create_collection(
+            base, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+        )
+        chunks = [make_chunk(tenant="acme", n=n, doc_id=f"d{n}") for n in range(5)] + [
+            make_chunk(tenant="globex", n=0, doc_id="g", metadata={"lang": "en"})
+        ]
+        vectors = [vector_for(n) for n in range(len(chunks))]
+        store = ChromaVectorStore(collection=base, url=chroma_url)
+        try:
+            # Written as version 1 did: one collection, the tenant a metadata field.
+            shared.upsert(
+                ids=[c.id for c in chunks],
+                embeddings=vectors,
+                metadatas=[_metadata(c) for c in chunks],
+                documents=[c.text for c in chunks],
+            )
+            with pytest.raises(ConfigError, match="ragstream reindex"):
+                await store.start()
+            assert await store.migrate_shared_collection(page=2) == len(chunks)
+            await store.start()  # no shared collection any more
+            assert await store.count("acme") == 5 and await store.count("globex") == 1
+            lang = {"metadata.lang": "en"}
+            hits = await store.query("globex", vector_for(5), top_k=3, filters=lang)
+            assert [h.chunk for h in hits] == [chunks[5]]
+            best = await store.query("acme", vector_for(2), top_k=1)
+            assert best[0].chunk == chunks[2] and best[0].score > 0.99
+            assert await store.migrate_shared_collection() == 0
+            left = [c.name for c in client.list_collections() if c.name.startswith(base)]
+            assert any(name.startswith(f"{base}.migrated-") for name in left)
+            assert base not in left
+        finally:
+            await store.aclose()
+            await asyncio.to_thread(_drop_collections, chroma_url, base)

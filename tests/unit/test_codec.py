@@ -9,7 +9,7 @@ import pytest
 from schemas.breaker import BreakerEvent
 from schemas.document import DocumentDelete, DocumentUpsert
 from schemas.ingest import IngestResult
-from schemas.search import SearchResult
+from schemas.search import SearchRequest, SearchResult
 from streams.codec import (
     decode_document,
     decode_search_request,
@@ -145,6 +145,71 @@ def test_search_request_decodes_and_validates() -> None:
     ]:
         with pytest.raises(SchemaValidationError, match=field):
             decode_search_request(json.dumps(bad).encode(), max_bytes=10_000)
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        pytest.param(b'{"metadata": {"k": 1e999}}', "1e999 is out of range", id="overflow"),
+        pytest.param(b'{"metadata": {"k": -1E400}}', "out of range", id="negative-overflow"),
+        pytest.param(b'{"metadata": {"k": NaN}}', "NaN is not JSON", id="nan"),
+        pytest.param(b'{"metadata": {"k": Infinity}}', "Infinity is not JSON", id="infinity"),
+    ],
+)
+def test_non_finite_numbers_are_malformed_json(raw: bytes, fragment: str) -> None:
+    """``NaN``/``Infinity`` (Python's JSON extensions) and numbers beyond a double are refused
+    as malformed in documents and in search filters, never stored or matched as inf/nan."""
+    document = json.dumps({k: v for k, v in DOC.items() if k != "metadata"})[:-1].encode()
+    request = json.dumps({k: v for k, v in REQ.items() if k != "filters"})[:-1].encode()
+    filters = raw.replace(b'"metadata": {"k"', b'"filters": {"metadata.k"')
+    with pytest.raises(MalformedMessageError, match=fragment):
+        _doc(document + b", " + raw[1:])
+    with pytest.raises(MalformedMessageError, match=fragment):
+        decode_search_request(request + b", " + filters[1:], max_bytes=10_000)
+    finite = json.loads(document + b', "metadata": {"k": 1.5e300}}')
+    assert _doc(finite).metadata == {"k": 1.5e300}  # type: ignore[attr-defined]
+
+
+def test_models_refuse_non_finite_floats() -> None:
+    """A producer building the models in Python cannot put NaN or infinity in them either."""
+    with pytest.raises(ValueError, match="metadata"):
+        DocumentUpsert(id="a", tenant="t", text="x", metadata={"k": float("nan")})
+    with pytest.raises(ValueError, match="filters"):
+        SearchRequest(query="q", tenant="t", filters={"metadata.k": float("inf")})
+
+
+def test_what_workers_send_is_read_tolerantly_what_they_read_strictly() -> None:
+    """A v1 reply, result or breaker event may gain optional fields: readers ignore the ones
+    they do not know (an older client keeps working against a newer worker). A document or
+    search request with an unknown field is still an error (a producer's typo)."""
+    hit = {"chunk_id": "t/d#0", "doc_id": "d", "title": "", "text": "t", "score": 0.5}
+    reply = {
+        "schema": "ragstream.search-result.v1",
+        "correlation_id": "c1",
+        "status": "ok",
+        "hits": [{**hit, "sources": ["vector"], "added_later": 1}],
+        "timings_ms": {"embed": 1.0, "rerank": 2.0},
+        "added_later": {"x": 1},
+    }
+    parsed = SearchResult.model_validate_json(json.dumps(reply))
+    assert parsed.status == "ok" and parsed.hits[0].doc_id == "d"
+    assert parsed.timings_ms is not None and parsed.timings_ms.embed == 1.0
+    result = IngestResult.model_validate(
+        {"id": "d", "tenant": "t", "status": "indexed", "added_later": True}
+    )
+    assert result.status == "indexed"
+    event = {
+        "breaker": "openai",
+        "from": "closed",
+        "to": "open",
+        "at": "2026-12-01T00:00:00Z",
+        "fail_counter": 3,
+        "worker": "h:1",
+        "added_later": 1,
+    }
+    assert BreakerEvent.model_validate(event).to == "open"
+    with pytest.raises(SchemaValidationError, match="surprise"):
+        decode_search_request(json.dumps({**REQ, "surprise": 1}).encode(), max_bytes=10_000)
 
 
 def test_result_models_serialise_to_the_documented_shape() -> None:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from schemas.chunks import ScoredChunk
 from schemas.search import SearchRequest
 from services.indexing import Indexer
 from services.search import Searcher
 from stores.base import Filters
-from stores.memory import MemoryKeywordStore, MemoryVectorStore
+from stores.memory import MemoryKeywordStore
 from stores.memory_catalog import MemoryCatalog
 from streams.errors import StoreUnavailableError
 from streams.settings import IngestSettings, SearchSettings
-from tests.fakes import FakeEmbedder
+from tests.fakes import FakeEmbedder, RecordingVectorStore
 from tests.unit.test_services import _doc
 
 
@@ -36,29 +34,10 @@ class _RecordingKeywords(MemoryKeywordStore):
         return await super().search(tenant, query, top_k=top_k, filters=filters)
 
 
-class _RecordingVectors(MemoryVectorStore):
-    """Remembers the top_k of every query."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.asked: list[int] = []
-
-    async def query(
-        self,
-        tenant: str,
-        embedding: Sequence[float],
-        *,
-        top_k: int,
-        filters: Filters = {},  # noqa: B006
-    ) -> list[ScoredChunk]:
-        self.asked.append(top_k)
-        return await super().query(tenant, embedding, top_k=top_k, filters=filters)
-
-
 async def _setup(
     settings: SearchSettings,
-) -> tuple[Searcher, _RecordingVectors, _RecordingKeywords]:
-    vectors, keywords, embedder = _RecordingVectors(), _RecordingKeywords(), FakeEmbedder()
+) -> tuple[Searcher, RecordingVectorStore, _RecordingKeywords]:
+    vectors, keywords, embedder = RecordingVectorStore(), _RecordingKeywords(), FakeEmbedder()
     indexer = Indexer(
         catalog=MemoryCatalog(),
         vectors=vectors,
