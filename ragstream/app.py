@@ -78,6 +78,9 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> faust.App:
         broker=brokers,
         broker_credentials=faust_credentials(kafka),
         store="memory://",
+        # Faust's own files (none with memory:// tables, but it makes the directory): under the
+        # data dir, not ``{group}-data`` in whatever directory the worker was started from.
+        datadir=str(settings.data_dir / "faust" / kafka.consumer_group),
         key_serializer="raw",
         value_serializer="raw",
         topic_partitions=kafka.partitions,

@@ -8,6 +8,7 @@ first (faust-streaming/faust#606); a worker SIGKILLed then loses that request fo
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -15,7 +16,9 @@ import pytest
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
+from ragstream.app import build_app
 from streams import faust_transport
+from streams.settings import AuthSettings, KafkaSettings, Settings
 
 TOPIC = "t.search-requests"
 TP0 = TP(TOPIC, 0)
@@ -90,3 +93,16 @@ async def test_in_order_acks_commit_as_before(consumer: Any) -> None:
     for message in _taken(consumer, 5, 6, 7):
         consumer.ack(message)
     assert _to_commit(consumer) == 8
+
+
+def test_the_worker_app_keeps_its_files_under_the_data_dir(tmp_path: Path) -> None:
+    """Faust's data directory is under ``RAGSTREAM_DATA_DIR``, never ``{group}-data`` in the
+    directory the worker was started from."""
+    settings = Settings(
+        data_dir=tmp_path,
+        kafka=KafkaSettings(consumer_group="g1"),
+        security=AuthSettings(mode="disabled"),
+    )
+    app = build_app(settings)
+    assert Path(app.conf.datadir) == tmp_path / "faust" / "g1"
+    assert Path(app.conf.appdir).is_relative_to(tmp_path)
