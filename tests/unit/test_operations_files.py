@@ -179,6 +179,10 @@ def test_kubernetes_probes_ports_and_environment_match_the_settings() -> None:
     assert {"JWT_SECRET_KEY_FILE", "DATABASE_URL_FILE"} <= set(files)
     assert all(v.startswith(secret_mount["mountPath"] + "/") for v in files.values())
     assert not {"JWT_SECRET_KEY", "DATABASE_URL"} & (set(config) | set(env))
+    # A read-only image: writable mounts only for the data dir and /tmp.
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert env["RAGSTREAM_DATA_DIR"]["value"] in mounts and "/tmp" in mounts
 
 
 def test_kubernetes_configmap_values_are_valid_settings(monkeypatch: pytest.MonkeyPatch) -> None:
