@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from contextlib import aclosing
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -65,6 +66,13 @@ def _batch_log_context(messages: Sequence[Any]) -> Any:
     )
 
 
+def _faust_dir(settings: Settings) -> Path:
+    """``{data dir}/faust/{group}``, created (Faust makes only its last level)."""
+    path = settings.data_dir / "faust" / settings.kafka.consumer_group
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def build_app(settings: Settings, runtime: Runtime | None = None) -> faust.App:
     """A Faust app with the ingest and search agents, sharing one runtime."""
     kafka = settings.kafka
@@ -80,7 +88,7 @@ def build_app(settings: Settings, runtime: Runtime | None = None) -> faust.App:
         store="memory://",
         # Faust's own files (none with memory:// tables, but it makes the directory): under the
         # data dir, not ``{group}-data`` in whatever directory the worker was started from.
-        datadir=str(settings.data_dir / "faust" / kafka.consumer_group),
+        datadir=str(_faust_dir(settings)),
         key_serializer="raw",
         value_serializer="raw",
         topic_partitions=kafka.partitions,

@@ -105,4 +105,5 @@ def test_the_worker_app_keeps_its_files_under_the_data_dir(tmp_path: Path) -> No
     )
     app = build_app(settings)
     assert Path(app.conf.datadir) == tmp_path / "faust" / "g1"
+    assert Path(app.conf.datadir).is_dir()  # Faust creates only its last level at start
     assert Path(app.conf.appdir).is_relative_to(tmp_path)

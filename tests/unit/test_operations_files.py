@@ -182,7 +182,7 @@ def test_kubernetes_probes_ports_and_environment_match_the_settings() -> None:
     # A read-only image: writable mounts only for the data dir and /tmp.
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
-    assert env["RAGSTREAM_DATA_DIR"]["value"] in mounts and "/tmp" in mounts
+    assert env["RAGSTREAM_DATA_DIR"]["value"] in mounts and "/tmp" in mounts  # noqa: S108
 
 
 def test_kubernetes_configmap_values_are_valid_settings(monkeypatch: pytest.MonkeyPatch) -> None:
