@@ -36,6 +36,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from ragstream import devstack
 from ragstream.runtime import collection_name
+from schemas.chunks import chunk_id
 from schemas.document import DocumentDelete, DocumentUpsert
 from schemas.headers import Headers
 from services.embedding import build_embedder
@@ -338,19 +339,10 @@ async def _check_stores(
                 index = chunk_index(settings.elasticsearch.index_prefix)
                 current = (await http.post(f"/{index}/_count", json={"query": query})).json()
                 es_rev = int(current["count"])
-                vec_rev = len(
-                    await asyncio.to_thread(
-                        lambda: vectors._open().get(
-                            where={
-                                "$and": [
-                                    {"tenant": {"$eq": TENANT}},
-                                    {"doc_id": {"$eq": doc}},
-                                    {"metadata.rev": {"$eq": rev}},
-                                ]
-                            },
-                            include=[],
-                        )["ids"]
-                    )
+                # Chunks are numbered from 0: the document's ids up to what either count saw.
+                ids = [chunk_id(TENANT, doc, n) for n in range(max(want, vec_n, 0))]
+                vec_rev = sum(
+                    1 for c in await vectors.get(TENANT, ids) if c.metadata.get("rev") == rev
                 )
                 digest = content_hash(
                     soak.texts[corr],
