@@ -193,8 +193,11 @@ async def test_an_unindexable_chunk_is_rejected(tantivy_store: TantivyKeywordSto
     assert await tantivy_store.count("acme") == 0
 
 
-async def test_reindex_copies_the_first_mapping_index(elasticsearch_url: str) -> None:
-    """A worker refuses an un-migrated v1 index; ``ragstream reindex`` copies it into v2."""
+async def test_reindex_copies_the_first_mapping_index(
+    elasticsearch_url: str, tmp_path: Path
+) -> None:
+    """A worker refuses an un-migrated v1 index; ``ragstream reindex`` copies it into v2 (and
+    finds no shared Chroma collection to move in a fresh data dir)."""
     prefix = f"test-migrate-{uuid.uuid4().hex[:12]}"
     async with AsyncElasticsearch(elasticsearch_url) as admin:
         await admin.index(
@@ -215,6 +218,8 @@ async def test_reindex_copies_the_first_mapping_index(elasticsearch_url: str) ->
                 "ELASTICSEARCH_URL": elasticsearch_url,
                 "ELASTICSEARCH_INDEX_PREFIX": prefix,
                 "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",  # never a running dev stack's
+                "RAGSTREAM_DATA_DIR": str(tmp_path),  # nor its embedded Chroma
+                "KEYWORD_STORE": "elasticsearch",
             }
             done = await asyncio.to_thread(
                 subprocess.run,
@@ -227,6 +232,7 @@ async def test_reindex_copies_the_first_mapping_index(elasticsearch_url: str) ->
             )
             assert done.returncode == 0, done.stderr
             assert f"copied 1 chunks from {prefix} to {prefix}-v2" in done.stdout
+            assert "moved 0 vectors from the shared collection" in done.stdout
             assert await store.reindex_from(prefix) == 0  # idempotent
             await store.start()
             [hit] = await store.search("acme", "aerodynamic", top_k=5)

@@ -7,6 +7,9 @@ never see each other's chunks.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,10 +21,13 @@ import pytest
 from chromadb.config import Settings
 from elasticsearch import AsyncElasticsearch
 
+from ragstream.runtime import collection_name
+from services.embedding import build_embedder
 from stores.chroma import ChromaVectorStore, _metadata, tenant_collection
 from stores.elastic import ElasticKeywordStore
 from stores.tantivy_keywords import TantivyKeywordStore
 from streams.errors import ConfigError, StoreRejectedError
+from streams.settings import Settings as AppSettings
 from tests.contract_search_stores import (
     KeywordStoreContract,
     VectorStoreContract,
@@ -238,3 +244,48 @@ class TestChromaCollectionPerTenant:
         finally:
             await store.aclose()
             await asyncio.to_thread(_drop_collections, chroma_url, base)
+
+
+async def test_ragstream_reindex_moves_a_shared_embedded_collection(tmp_path: Path) -> None:
+    """``ragstream reindex`` with a worker's settings finds the shared collection of the
+    worker's model in its data dir and moves it; a worker's store then starts."""
+    settings = AppSettings(data_dir=tmp_path)
+    embedder = build_embedder(settings)
+    await embedder.start()
+    base = collection_name(settings.chroma.collection_prefix, embedder.name)
+    await embedder.aclose()
+    client = chromadb.PersistentClient(
+        path=str(settings.chroma_path), settings=Settings(anonymized_telemetry=False)
+    )
+    shared = client.create_collection(base, embedding_function=None)
+    chunks = [make_chunk(tenant="acme", n=0), make_chunk(tenant="globex", n=1)]
+    shared.upsert(
+        ids=[c.id for c in chunks],
+        embeddings=[vector_for(0), vector_for(1)],
+        metadatas=[_metadata(c) for c in chunks],
+        documents=[c.text for c in chunks],
+    )
+    del shared, client  # the embedded client is one process's at a time
+    env = {
+        **os.environ,
+        "RAGSTREAM_DATA_DIR": str(tmp_path),
+        "KEYWORD_STORE": "embedded",
+        "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",  # never a running dev stack's
+    }
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "ragstream.cli", "reindex"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"moved 2 vectors from the shared collection {base}" in done.stdout
+    store = ChromaVectorStore(collection=base, path=settings.chroma_path)
+    try:
+        await store.start()
+        assert await store.count("acme") == 1 and await store.count("globex") == 1
+    finally:
+        await store.aclose()
