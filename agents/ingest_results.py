@@ -20,7 +20,7 @@ from schemas.ingest import ErrorInfo, IngestResult
 from streams import metrics
 from streams.codec import HeaderList, encode, header
 from streams.errors import AuthError, InvalidMessageError, RagstreamError
-from streams.messaging import send, send_dead_letter
+from streams.messaging import dead_letter_message, send
 from streams.observability import report_agent_failure
 
 __all__ = ["Outgoing", "publish_all", "rejected"]
@@ -111,16 +111,8 @@ async def _dead_letter(context: AgentContext, producer: Any, item: Outgoing) -> 
     assert item.dead_letter is not None
     message = item.message
     with structlog.contextvars.bound_contextvars(doc_id=item.doc_id, offset=message.offset):
-        await send_dead_letter(
-            producer,
-            context.topics.dead_letters,
-            key=item.key,
-            value=message.value,
-            headers=message.headers,
-            error=item.dead_letter,
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
+        await dead_letter_message(
+            producer, context.topics.dead_letters, message, error=item.dead_letter
         )
 
 

@@ -26,7 +26,7 @@ from services.auth import authorize_search
 from streams import metrics
 from streams.codec import decode_search_request, encode, header, headers_to_list
 from streams.errors import DependencyError, RagstreamError, SchemaValidationError
-from streams.messaging import hold_until_done, send, send_dead_letter
+from streams.messaging import dead_letter_message, hold_until_done, send
 from streams.observability import report_agent_failure
 
 __all__ = ["handle_search"]
@@ -45,16 +45,11 @@ async def handle_search(context: AgentContext, producer: Any, message: Any) -> S
     if correlation_id is None and spring_id is not None:
         correlation_id = spring_id.hex() if _is_binary(spring_id) else spring_id.decode()
     if not reply_to:
-        await send_dead_letter(
+        await dead_letter_message(
             producer,
             context.topics.dead_letters,
-            key=message.key,
-            value=message.value,
-            headers=message.headers,
+            message,
             error=SchemaValidationError("header 'reply-to' is required on a search request"),
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
         )
         return None
     mode, tenant = "unknown", None
@@ -133,17 +128,7 @@ async def _dead_letter_unanswered(
 
     async def park() -> None:
         try:
-            await send_dead_letter(
-                producer,
-                context.topics.dead_letters,
-                key=message.key,
-                value=message.value,
-                headers=message.headers,
-                error=reason,
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-            )
+            await dead_letter_message(producer, context.topics.dead_letters, message, error=reason)
         except RagstreamError:
             raise
         except Exception as exc:  # the broker: retriable, the request waits

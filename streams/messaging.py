@@ -18,7 +18,14 @@ from streams import metrics
 from streams.codec import HeaderList, public_headers
 from streams.errors import RagstreamError
 
-__all__ = ["Sender", "dead_letter_headers", "hold_until_done", "send", "send_dead_letter"]
+__all__ = [
+    "Sender",
+    "dead_letter_headers",
+    "dead_letter_message",
+    "hold_until_done",
+    "send",
+    "send_dead_letter",
+]
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -88,6 +95,23 @@ async def send_dead_letter(
     code = dict(dl_headers)[Headers.ERROR_CODE].decode()
     metrics.dead_letter(topic, code)
     log.warning("dead_lettered", error_code=code, error=str(error)[:200])
+
+
+async def dead_letter_message(
+    producer: Sender, dead_letter_topic: str, message: Any, *, error: BaseException
+) -> None:
+    """``send_dead_letter`` of a consumed message: its key, bytes, headers and position."""
+    await send_dead_letter(
+        producer,
+        dead_letter_topic,
+        key=message.key,
+        value=message.value,
+        headers=message.headers,
+        error=error,
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+    )
 
 
 async def hold_until_done(

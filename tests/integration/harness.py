@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -59,6 +61,22 @@ class WorkerProcess(workers.WorkerProcess):
     def http_url(self) -> str:
         """Base URL of the worker's probes and ``/metrics``."""
         return f"http://127.0.0.1:{self.env['RAGSTREAM_HTTP_PORT']}"
+
+
+async def run_cli(
+    *args: str, env: Mapping[str, str], timeout_s: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """``ragstream ARGS`` in a subprocess with ``env`` (text output captured, never raises on
+    a non-zero exit: the test reads ``returncode``)."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "ragstream.cli", *args],
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
 
 
 def _kwargs(bootstrap: str | KafkaSettings) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from stores.elastic import ElasticKeywordStore, chunk_index
 from stores.tantivy_keywords import TantivyKeywordStore, analyzer
 from streams.errors import ConfigError, StoreRejectedError, StoreUnavailableError
 from tests.contract_search_stores import make_chunk
+from tests.integration.harness import run_cli
 
 pytestmark = pytest.mark.integration
 
@@ -221,15 +222,7 @@ async def test_reindex_copies_the_first_mapping_index(
                 "RAGSTREAM_DATA_DIR": str(tmp_path),  # nor its embedded Chroma
                 "KEYWORD_STORE": "elasticsearch",
             }
-            done = await asyncio.to_thread(
-                subprocess.run,
-                [sys.executable, "-m", "ragstream.cli", "reindex"],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
+            done = await run_cli("reindex", env=env, timeout_s=120)
             assert done.returncode == 0, done.stderr
             assert f"copied 1 chunks from {prefix} to {prefix}-v2" in done.stdout
             assert "moved 0 vectors from the shared collection" in done.stdout

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -34,6 +32,7 @@ from tests.contract_search_stores import (
     make_chunk,
     vector_for,
 )
+from tests.integration.harness import run_cli
 from tests.protocols import closed_port
 
 pytestmark = pytest.mark.integration
@@ -272,15 +271,7 @@ async def test_ragstream_reindex_moves_a_shared_embedded_collection(tmp_path: Pa
         "KEYWORD_STORE": "embedded",
         "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",  # never a running dev stack's
     }
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "ragstream.cli", "reindex"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    done = await run_cli("reindex", env=env, timeout_s=180)
     assert done.returncode == 0, done.stderr
     assert f"moved 2 vectors from the shared collection {base}" in done.stdout
     store = ChromaVectorStore(collection=base, path=settings.chroma_path)
