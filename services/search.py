@@ -148,15 +148,7 @@ class Searcher:
                 rankings[leg] = outcome
         if not rankings:
             assert failure is not None
-            took_ms = _ms(time.perf_counter() - started)
-            return SearchResult(
-                correlation_id=correlation_id,
-                status="error",
-                degraded=degraded,
-                error=ErrorInfo(code="unavailable", message=f"search is unavailable: {failure}"),
-                took_ms=took_ms,
-                timings_ms=SearchTimings(**spent, total=took_ms),
-            )
+            return self._unavailable(correlation_id, degraded, failure, spent, started)
         t_fuse = time.perf_counter()
         with metrics.search_leg("fuse"):
             fused = self._fuse(rankings, top_k)
@@ -165,11 +157,14 @@ class Searcher:
             try:
                 fused = await self._with_content(req, fused, rankings)
             except DependencyError as exc:  # the vector store went away after its query
+                spent["vector"] = spent.get("vector", 0.0) + _ms(time.perf_counter() - t_fetch)
                 degraded.append("vector")
-                failure = exc
                 del rankings["vector"]
+                if not rankings:  # the keyword leg had failed already
+                    return self._unavailable(correlation_id, degraded, exc, spent, started)
                 fused = self._fuse(rankings, top_k)
-            spent["vector"] = spent.get("vector", 0.0) + _ms(time.perf_counter() - t_fetch)
+            else:
+                spent["vector"] = spent.get("vector", 0.0) + _ms(time.perf_counter() - t_fetch)
         t_hits = time.perf_counter()
         hits = self._hits(fused)
         done = time.perf_counter()
@@ -182,6 +177,25 @@ class Searcher:
             degraded=degraded,
             took_ms=took_ms,
             timings_ms=SearchTimings(**spent, fuse=fuse_ms, total=took_ms),
+        )
+
+    @staticmethod
+    def _unavailable(
+        correlation_id: str | None,
+        degraded: list[Leg],
+        failure: DependencyError,
+        spent: dict[str, float],
+        started: float,
+    ) -> SearchResult:
+        """The ``error`` reply when every requested leg is down."""
+        took_ms = _ms(time.perf_counter() - started)
+        return SearchResult(
+            correlation_id=correlation_id,
+            status="error",
+            degraded=degraded,
+            error=ErrorInfo(code="unavailable", message=f"search is unavailable: {failure}"),
+            took_ms=took_ms,
+            timings_ms=SearchTimings(**spent, total=took_ms),
         )
 
     def _fuse(self, rankings: dict[str, list[ScoredChunk]], top_k: int) -> list[FusedHit]:

@@ -75,3 +75,15 @@ async def test_a_chunk_deleted_before_the_fetch_drops_out() -> None:
     vectors.forget = {chunks[1].id}
     result = await searcher.search(SearchRequest(query="apples", tenant="t", top_k=3))
     assert result.status == "ok" and {hit.doc_id for hit in result.hits} == {"both", "kw"}
+
+
+async def test_a_failed_fetch_after_a_failed_keyword_leg_is_an_unavailable_error() -> None:
+    """Hybrid with the keyword leg down and the vector store failing at the fetch answers
+    ``error: unavailable`` naming both legs (it raised before: nothing left to fuse)."""
+    searcher, vectors, _ = await _setup()
+    searcher._keywords.error = StoreUnavailableError("es down")  # type: ignore[attr-defined]
+    vectors.get_error = StoreUnavailableError("chroma went away")
+    result = await searcher.search(SearchRequest(query="apples", tenant="t", top_k=3))
+    assert result.status == "error" and result.error is not None
+    assert result.error.code == "unavailable" and "chroma went away" in result.error.message
+    assert sorted(result.degraded) == ["keyword", "vector"] and result.hits == []
