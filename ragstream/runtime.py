@@ -32,7 +32,13 @@ from streams.errors import EmbeddingUnavailableError, StoreUnavailableError
 from streams.settings import Settings
 from streams.topics import Topics
 
-__all__ = ["Runtime", "build_keyword_store", "collection_name", "worker_name"]
+__all__ = [
+    "Runtime",
+    "build_keyword_store",
+    "build_vector_store",
+    "collection_name",
+    "worker_name",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -46,6 +52,22 @@ def collection_name(prefix: str, model: str) -> str:
     """A valid Chroma collection name per embedding model, so vectors never mix."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{prefix}-{model}").strip("-._")
     return slug[:60]
+
+
+def build_vector_store(
+    settings: Settings, model: str, *, timeout_s: float | None = None
+) -> ChromaVectorStore:
+    """The configured Chroma store for vectors of ``model`` (embedded, or a server)."""
+    chroma = settings.chroma
+    return ChromaVectorStore(
+        collection=collection_name(chroma.collection_prefix, model),
+        path=None if chroma.url else str(settings.chroma_path),
+        url=chroma.url or None,
+        timeout_s=chroma.timeout_s if timeout_s is None else timeout_s,
+        auth_token=chroma.auth_token,
+        auth_header=chroma.auth_token_transport_header,
+        ca_certs=chroma.ca_certs,
+    )
 
 
 def build_keyword_store(settings: Settings) -> KeywordStore:
@@ -151,15 +173,7 @@ class Runtime:
         await self._embedding_breaker.call(self.embedder.start)
         if self.query_embedder is not self.embedder:
             await self._embedding_breaker.call(self.query_embedder.start)
-        self.vectors = ChromaVectorStore(
-            collection=collection_name(self.settings.chroma.collection_prefix, self.embedder.name),
-            path=None if self.settings.chroma.url else str(self.settings.chroma_path),
-            url=self.settings.chroma.url or None,
-            timeout_s=self.settings.chroma.timeout_s,
-            auth_token=self.settings.chroma.auth_token,
-            auth_header=self.settings.chroma.auth_token_transport_header,
-            ca_certs=self.settings.chroma.ca_certs,
-        )
+        self.vectors = build_vector_store(self.settings, self.embedder.name)
         # Every outside call goes through its breaker from here on.
         # Each call is also a Sentry span of the message's transaction.
         embedder = self._embedding_proxy(self.embedder)

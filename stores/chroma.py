@@ -147,10 +147,6 @@ def _http_client(
     return client
 
 
-def _marked(collection: Any) -> bool:
-    return _TENANT_MARK in (collection.metadata or {})
-
-
 class ChromaVectorStore:
     """A ``VectorStore`` on one Chroma collection per tenant, embedded (``path``) or remote
     (``url``); ``collection`` is the base of their names."""
@@ -211,11 +207,12 @@ class ChromaVectorStore:
                         chroma_client_auth_credentials=self._auth_token,
                         chroma_auth_token_transport_header=self._auth_header,
                     )
-                self._client = _http_client(
-                    self._url, self._timeout_s, settings, ca_certs=self._ca_certs
-                )
+                client = _http_client(self._url, self._timeout_s, settings, ca_certs=self._ca_certs)
             else:
-                self._client = chromadb.PersistentClient(path=str(self._path), settings=settings)
+                client = chromadb.PersistentClient(path=str(self._path), settings=settings)
+            # Kept only once the server answered: a failed first call opens it again next time.
+            self._max_batch = max(1, int(client.get_max_batch_size()))
+            self._client = client
         return self._client
 
     def _collection(self, tenant: str, *, create: bool) -> Any:
@@ -247,10 +244,8 @@ class ChromaVectorStore:
                 f"chroma collection name {self.collection_name!r}: expected 3-512 characters "
                 "of [a-zA-Z0-9._-], starting and ending with a letter or digit, no '..'"
             )
-        client = self._connect()
-        self._max_batch = max(1, int(client.get_max_batch_size()))
-        legacy = self._legacy(client)
-        if legacy is not None and legacy.count() > 0 and not _marked(legacy):
+        legacy = self._legacy(self._connect())
+        if legacy is not None and legacy.count() > 0:
             raise ConfigError(
                 f"chroma collection {self.collection_name!r} holds chunks of every tenant "
                 "(ragstream before per-tenant collections): run `ragstream reindex` with the "
@@ -278,18 +273,37 @@ class ChromaVectorStore:
         await self._run(self._upsert_sync, list(chunks), [list(map(float, e)) for e in embeddings])
 
     def _upsert_sync(self, chunks: list[Chunk], embeddings: list[list[float]]) -> None:
+        self._write(
+            [chunk.tenant for chunk in chunks],
+            ids=[chunk.id for chunk in chunks],
+            embeddings=embeddings,
+            metadatas=[_metadata(chunk) for chunk in chunks],
+            documents=[chunk.text for chunk in chunks],
+        )
+
+    def _write(
+        self,
+        tenants: list[str],
+        *,
+        ids: list[str],
+        embeddings: list[list[float]],
+        metadatas: list[dict[str, Any]],
+        documents: list[str],
+    ) -> None:
+        """Upsert rows (``tenants[i]`` owns row ``i``) into their tenants' collections, in
+        batches Chroma accepts."""
         by_tenant: dict[str, list[int]] = defaultdict(list)
-        for i, chunk in enumerate(chunks):
-            by_tenant[chunk.tenant].append(i)
+        for i, tenant in enumerate(tenants):
+            by_tenant[tenant].append(i)
         for tenant, positions in by_tenant.items():
             collection = self._collection(tenant, create=True)
             for start in range(0, len(positions), self._max_batch):
                 batch = positions[start : start + self._max_batch]
                 collection.upsert(
-                    ids=[chunks[i].id for i in batch],
+                    ids=[ids[i] for i in batch],
                     embeddings=[embeddings[i] for i in batch],
-                    metadatas=[_metadata(chunks[i]) for i in batch],
-                    documents=[chunks[i].text for i in batch],
+                    metadatas=[metadatas[i] for i in batch],
+                    documents=[documents[i] for i in batch],
                 )
 
     async def delete_document(self, tenant: str, doc_id: str, *, keep: int = 0) -> None:
@@ -388,10 +402,8 @@ class ChromaVectorStore:
         return await self._run(self._migrate_sync, page)
 
     def _migrate_sync(self, page: int) -> int:
-        client = self._connect()
-        self._max_batch = max(1, int(client.get_max_batch_size()))
-        legacy = self._legacy(client)
-        if legacy is None or _marked(legacy):
+        legacy = self._legacy(self._connect())
+        if legacy is None:
             return 0
         moved, offset = 0, 0
         while True:
@@ -401,16 +413,13 @@ class ChromaVectorStore:
             ids = got["ids"]
             if not ids:
                 break
-            by_tenant: dict[str, list[int]] = defaultdict(list)
-            for i, flat in enumerate(got["metadatas"]):
-                by_tenant[str(flat["tenant"])].append(i)
-            for tenant, positions in by_tenant.items():
-                self._collection(tenant, create=True).upsert(
-                    ids=[ids[i] for i in positions],
-                    embeddings=[list(map(float, got["embeddings"][i])) for i in positions],
-                    metadatas=[got["metadatas"][i] for i in positions],
-                    documents=[got["documents"][i] for i in positions],
-                )
+            self._write(
+                [str(flat["tenant"]) for flat in got["metadatas"]],
+                ids=ids,
+                embeddings=[list(map(float, e)) for e in got["embeddings"]],
+                metadatas=got["metadatas"],
+                documents=got["documents"],
+            )
             moved += len(ids)
             offset += len(ids)
         legacy.modify(name=f"{self.collection_name}.migrated-{int(time.time())}")

@@ -18,9 +18,8 @@ import asyncio
 from typing import Any
 
 from ragstream.cli._env import add_command, settings
-from ragstream.runtime import collection_name
+from ragstream.runtime import build_vector_store
 from services.embedding import build_embedder
-from stores.chroma import ChromaVectorStore
 from stores.elastic import ElasticKeywordStore, chunk_index
 
 __all__ = ["register"]
@@ -51,23 +50,14 @@ async def _migrate_vectors() -> tuple[str, int]:
     config = settings()
     embedder = build_embedder(config)  # the collection is named after the model, as in a worker
     await embedder.start()
-    name = collection_name(config.chroma.collection_prefix, embedder.name)
     await embedder.aclose()
-    chroma = config.chroma
-    store = ChromaVectorStore(
-        collection=name,
-        path=None if chroma.url else str(config.chroma_path),
-        url=chroma.url or None,
-        timeout_s=max(chroma.timeout_s, 600.0),
-        auth_token=chroma.auth_token,
-        auth_header=chroma.auth_token_transport_header,
-        ca_certs=chroma.ca_certs,
-    )
+    # A large shared collection takes a while to page through.
+    store = build_vector_store(config, embedder.name, timeout_s=max(config.chroma.timeout_s, 600))
     try:
         moved = await store.migrate_shared_collection()
     finally:
         await store.aclose()
-    return name, moved
+    return store.collection_name, moved
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:
